@@ -1,0 +1,33 @@
+# pineapple-jobd developer commands. `make run` and `make test` are the two
+# a newcomer needs (see README.md).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+RUNDIR ?= run
+
+.PHONY: run test lint bench venv clean
+
+$(VENV)/.ready: setup.py requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e . -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.ready
+
+## run: start the daemon; on a dev machine against the opkg stand-in in a sandbox root under ./run
+run: venv
+	$(PY) -m devtools.devrun --dir $(RUNDIR)
+
+## test: the whole test suite
+test: venv
+	$(PY) -m pytest
+
+lint: venv
+	$(VENV)/bin/ruff check pineapple devtools tests bench modules
+
+bench: venv
+	$(PY) bench/churn.py
+
+clean:
+	rm -rf $(RUNDIR) build dist *.egg-info .pytest_cache

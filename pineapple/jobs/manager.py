@@ -1,0 +1,506 @@
+"""The :class:`JobManager`: runs jobs on a bounded worker pool and keeps
+their records until they are pruned.
+
+Compatible with the WiFi Pineapple library's JobManager (``execute_job``,
+``get_job``, ``prune_completed_jobs``, ``remove_job``) and fixed: a bounded
+pool instead of a thread per job, timeouts, retries, isolated callbacks,
+events, automatic pruning and an optional journal that survives restarts.
+
+Surprising behaviour worth knowing (see docs/engine.md):
+
+- ``is_complete`` becomes True only after every callback has run, so a
+  poller never sees "done" while post-install work is still going on.
+  Inside a callback ``job.outcome`` and ``job.was_successful`` are already
+  final while ``job.state`` still reads ``running``.
+- Cancel and timeout call ``job.stop()``; a job that ignores it keeps its
+  worker thread (and resource) until ``do_work`` returns, but its record is
+  finished as cancelled / timed out after ``stop_grace`` seconds.
+- After a restart, jobs that were queued or running come back
+  ``interrupted`` (complete, with an error) and are pruned like the others.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections import OrderedDict
+from typing import Any, Callable, Iterable, NamedTuple
+
+from .. import errors
+from .clock import SystemClock
+from .events import REMOVED, STATE, EventBus, JobEvent, Listener
+from .job import Job, JobLogger, RecordedJob, error_from_exception
+from .pool import WorkerPool
+from .state import (ACTIVE_STATES, CANCELLED, FAILED, INTERRUPTED, QUEUED, RUNNING,
+                    SUCCEEDED)
+from .store import JobJournal
+from .timers import TimerHandle, TimerQueue
+
+Callback = Callable[[Job], None]
+
+# Why a running job was asked to stop -> (final state, error code, message)
+_STOP_OUTCOMES = {
+    "cancelled": (CANCELLED, errors.CANCELLED, "cancelled"),
+    "shutdown": (CANCELLED, errors.CANCELLED, "cancelled: the job manager shut down"),
+    "timeout": (FAILED, errors.TIMEOUT, "timed out after {timeout:g}s"),
+}
+
+
+class Submission(NamedTuple):
+    """What :meth:`JobManager.submit` answers: the id, and whether an equal
+    job was already queued or running (then ``job_id`` is that job's)."""
+
+    job_id: str
+    duplicate: bool
+
+
+def new_job_id() -> str:
+    """A random (version 4) UUID string, without importing ``uuid``."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+class JobManager:
+    """Runs :class:`Job` objects in the background and tracks them by id.
+
+    :param name: logger name (as in the Pineapple library).
+    :param log_level: level of that logger.
+    :param module: a Pineapple ``Module``; when given, a ``poll_job`` action
+        and a shutdown handler are registered on it.
+    :param workers: size of the worker pool (threads are started on demand).
+    :param retention: seconds a finished job is kept (None: forever).
+    :param max_finished: finished jobs kept at most, oldest dropped first.
+    :param max_queued: jobs waiting to start at most (then ``queue_full``).
+    :param state_dir: where the journal lives; None keeps records in memory only.
+    :param clock: time source (tests pass a :class:`FakeClock`).
+    :param stop_grace: seconds a stopped job gets before its record is finished anyway.
+    """
+
+    def __init__(self, name: str = "pineapple", log_level: int = logging.ERROR, module: Any = None, *,
+                 workers: int = 2, retention: float | None = 600.0, max_finished: int | None = 50,
+                 max_queued: int = 1000, state_dir: str | os.PathLike | None = None,
+                 clock: SystemClock | None = None, stop_grace: float = 10.0,
+                 journal_max_bytes: int | None = None) -> None:
+        self.logger = logging.getLogger(name)
+        self.logger.setLevel(log_level)
+        self.clock = clock or SystemClock()
+        self.retention = retention
+        self.max_finished = max_finished
+        self.max_queued = max_queued
+        self.stop_grace = stop_grace
+        self.events = EventBus()
+        self.timers = TimerQueue(self.clock)
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
+        self._jobs: dict[str, Job] = {}
+        self._active_keys: dict[tuple, str] = {}
+        self._finished: OrderedDict[str, float] = OrderedDict()
+        self._expiry: TimerHandle | None = None
+        self._closing = False
+        self._journal: JobJournal | None = None
+        self._pool = WorkerPool(self._run, workers)
+        self._journal = self._open_journal(state_dir, journal_max_bytes)
+        if module is not None:
+            self._attach_module(module)
+
+    # ================================================================ submit
+    def execute_job(self, job: Job, callbacks: Iterable[Callback] | None = None) -> str:
+        """Queue ``job`` and return its id. ``callbacks`` run, in order, after
+        the job finishes (whatever its outcome); each is isolated."""
+        return self.submit(job, callbacks).job_id
+
+    def submit(self, job: Job, callbacks: Iterable[Callback] | None = None) -> Submission:
+        """Like :meth:`execute_job`, but says whether an equal active job
+        (same :meth:`Job.dedup_key`) was found and reused instead."""
+        with self._lock:
+            self._check_accepting()
+            duplicate = self._active_duplicate(job)
+            if duplicate is not None:
+                return Submission(duplicate, True)
+            self._register(job, callbacks)
+            self._pool.submit(job)
+        return Submission(job.id, False)
+
+    # ================================================================ query
+    def get_job(self, job_id: str, remove_if_complete: bool = True) -> Job | None:
+        """The job with ``job_id`` or None. With ``remove_if_complete`` (the
+        default, as in the Pineapple library) a completed job is removed as it
+        is returned; an active job is never removed here."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is not None and remove_if_complete and job.is_complete:
+                self._drop(job_id)
+            return job
+
+    def list_jobs(self, state: str | Iterable[str] | None = None) -> list[Job]:
+        """Jobs, newest first; ``state`` filters by one state or several."""
+        wanted = {state} if isinstance(state, str) else (set(state) if state is not None else None)
+        with self._lock:
+            jobs = list(self._jobs.values())
+        return [job for job in reversed(jobs) if wanted is None or job.state in wanted]
+
+    def counts(self) -> dict[str, int]:
+        """How many jobs are in each state."""
+        counts: dict[str, int] = {}
+        with self._lock:
+            for job in self._jobs.values():
+                counts[job.state] = counts.get(job.state, 0) + 1
+        return counts
+
+    def wait(self, job_id: str, timeout: float | None = None) -> Job:
+        """Block until the job is complete and return it.
+
+        Raises :class:`~pineapple.errors.JobError` (``unknown_job``) for an
+        unknown id and :class:`TimeoutError` when ``timeout`` (real seconds)
+        passes first."""
+        with self._changed:
+            job = self._jobs.get(job_id)
+            if job is None:
+                raise errors.JobError(f"no job with id {job_id!r}", errors.UNKNOWN_JOB)
+            if not self._changed.wait_for(lambda: job.is_complete, timeout):
+                raise TimeoutError(f"job {job_id} still {job.state} after {timeout}s")
+            return job
+
+    # ============================================================== control
+    def cancel_job(self, job_id: str) -> bool:
+        """Cancel a queued job at once, or ask a running one to stop.
+
+        Returns True when the job was queued or running (it will end
+        ``cancelled``), False when it is unknown or already finished."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or job.outcome is not None:
+                return False
+            if job.state == RUNNING:
+                self._request_stop(job, "cancelled")
+                return True
+            job.stop_requested = True
+            if not self._unqueue(job):
+                return True  # a worker just took it: _run sees stop_requested
+        self._finish(job, CANCELLED, "cancelled before it started", errors.CANCELLED)
+        return True
+
+    def remove_job(self, job_id: str) -> bool:
+        """Forget a job. Returns True if it existed, False for an unknown id
+        (never raises). A queued or running job is cancelled first."""
+        if not self.cancel_job(job_id) and job_id not in self._jobs:
+            return False
+        with self._lock:
+            self._drop(job_id)
+        return True
+
+    def prune_completed_jobs(self) -> int:
+        """Remove every completed job now; returns how many were removed."""
+        with self._lock:
+            done = [job_id for job_id, job in self._jobs.items() if job.is_complete]
+            for job_id in done:
+                self._drop(job_id)
+            return len(done)
+
+    def add_listener(self, listener: Listener) -> Callable[[], None]:
+        """Subscribe to :class:`~pineapple.jobs.events.JobEvent` (state,
+        progress, log, removed). Listeners run on one dispatcher thread, never
+        on a job's thread. Returns the function that unsubscribes."""
+        return self.events.subscribe(listener)
+
+    def shutdown(self, wait: bool = True, timeout: float | None = None) -> None:
+        """Stop accepting jobs and finish.
+
+        Jobs still waiting to start end ``interrupted``. With ``wait`` the
+        running jobs get ``timeout`` seconds (None: as long as they need) to
+        finish; whatever still runs then is cancelled and given
+        ``stop_grace`` seconds. Without ``wait`` running jobs are cancelled at
+        once and the call does not wait for them. The journal is then closed.
+        """
+        with self._lock:
+            self._closing = True
+            leftover = self._pool.close()
+            for job in leftover:
+                self._interrupt(job, "the job manager shut down before the job started")
+        if wait and not self._wait_idle(timeout):
+            self._stop_running("shutdown")
+            self._wait_idle(self.stop_grace + 1.0)
+        elif not wait:
+            self._stop_running("shutdown")
+        self.events.close(timeout=2.0)
+        self.timers.close()
+        if self._journal is not None:
+            self._journal.close()
+
+    @property
+    def thread_count(self) -> int:
+        """Worker threads alive (the pool size is the bound)."""
+        return self._pool.thread_count
+
+    @property
+    def workers(self) -> int:
+        return self._pool.size
+
+    # ============================================================ internals
+    def _check_accepting(self) -> None:
+        if self._closing:
+            raise errors.JobError("the job manager is shutting down", errors.SHUTTING_DOWN)
+        if self._pool.pending() >= self.max_queued:
+            raise errors.JobError(f"too many queued jobs (limit {self.max_queued})", errors.QUEUE_FULL)
+
+    def _active_duplicate(self, job: Job) -> str | None:
+        key = job.dedup_key()
+        return None if key is None else self._active_keys.get(key)
+
+    def _register(self, job: Job, callbacks: Iterable[Callback] | None) -> None:
+        if job.id is not None:
+            raise ValueError("this job object was already submitted")
+        job.id = new_job_id()
+        job.created_at = self.clock.time()
+        job._callbacks = list(callbacks or ())  # type: ignore[attr-defined]
+        job._sink = self._on_job_event
+        key = job.dedup_key()
+        if key is not None:
+            self._active_keys[key] = job.id
+        self._jobs[job.id] = job
+        self._transition(job, QUEUED)
+
+    def _transition(self, job: Job, state: str) -> None:
+        """Set the state, save the record and tell listeners. Lock held."""
+        job.state = state
+        if job.id not in self._jobs:
+            return  # removed meanwhile: nothing to save or announce
+        if self._journal is not None:
+            self._journal.write(job.to_dict())
+        self.events.publish(JobEvent(STATE, job.id, job.summary()))
+        self._changed.notify_all()
+
+    def _on_job_event(self, job: Job, kind: str, data: Any) -> None:
+        if self.events.has_listeners and job.id in self._jobs:
+            self.events.publish(JobEvent(kind, job.id, data))
+
+    # ---------------------------------------------------------------- running
+    def _run(self, job: Job) -> None:
+        """Worker thread: one attempt of ``job``."""
+        with self._lock:
+            if job.outcome is not None or job.state != QUEUED:
+                return
+            if job.stop_requested:
+                cancelled_early = True
+            else:
+                cancelled_early = False
+                self._start_attempt(job)
+        if cancelled_early:
+            self._finish(job, CANCELLED, "cancelled before it started", errors.CANCELLED)
+            return
+        timer = self._arm_timeout(job)
+        result, error, code = self._call_do_work(job)
+        if timer is not None:
+            timer.cancel()
+        self._after_attempt(job, result, error, code)
+
+    def _start_attempt(self, job: Job) -> None:
+        job.attempts += 1
+        job.started_at = self.clock.time()
+        job.error = job.error_code = None
+        self._transition(job, RUNNING)
+
+    def _arm_timeout(self, job: Job) -> TimerHandle | None:
+        if not job.timeout:
+            return None
+        return self.timers.call_later(job.timeout, lambda: self._request_stop(job, "timeout"))
+
+    def _call_do_work(self, job: Job) -> tuple[Any, str | None, str | None]:
+        logger = JobLogger(job, self.logger)
+        try:
+            result = job.do_work(logger)
+        except Exception as exc:
+            message, code, partial = error_from_exception(exc)
+            logger.error("job failed: %s", message)
+            return partial, message, code
+        if job.error:  # the Pineapple style: do_work set self.error itself
+            return result, job.error, job.error_code or errors.JOB_FAILED
+        return result, None, None
+
+    def _after_attempt(self, job: Job, result: Any, error: str | None, code: str | None) -> None:
+        with self._lock:
+            if job.outcome is not None:
+                return  # already finished by the stop-grace timer
+            reason = getattr(job, "_stop_reason", None)
+            if reason is None and error is not None and job.attempts <= job.max_retries:
+                self._schedule_retry(job, error)
+                return
+        if reason is not None:
+            state, code, message = _STOP_OUTCOMES[reason]
+            error = message.format(timeout=job.timeout or 0)
+            self._finish(job, state, error, code, result)
+        else:
+            self._finish(job, FAILED if error else SUCCEEDED, error, code, result)
+
+    def _schedule_retry(self, job: Job, error: str) -> None:
+        job.add_log_line(f"attempt {job.attempts} failed: {error}; retrying in {job.retry_delay:g}s")
+        job.error = job.error_code = None
+        self._transition(job, QUEUED)
+        if job.retry_delay <= 0:
+            self._pool.submit(job)
+            return
+        job._retry_timer = self.timers.call_later(  # type: ignore[attr-defined]
+            job.retry_delay, lambda: self._requeue(job))
+
+    def _requeue(self, job: Job) -> None:
+        with self._lock:
+            job._retry_timer = None  # type: ignore[attr-defined]
+            if job.outcome is None and not job.stop_requested and not self._closing:
+                self._pool.submit(job)
+
+    def _unqueue(self, job: Job) -> bool:
+        """Take a queued job out of the pool or its retry wait."""
+        retry: TimerHandle | None = getattr(job, "_retry_timer", None)
+        if retry is not None:
+            retry.cancel()
+            job._retry_timer = None  # type: ignore[attr-defined]
+            return True
+        return self._pool.withdraw(job)
+
+    # --------------------------------------------------------------- stopping
+    def _request_stop(self, job: Job, reason: str) -> None:
+        with self._lock:
+            if job.state != RUNNING or job.outcome is not None or getattr(job, "_stop_reason", None):
+                return
+            job._stop_reason = reason  # type: ignore[attr-defined]
+            job.stop_requested = True
+        job.add_log_line(f"stop requested ({reason})")
+        try:
+            job.stop()
+        except Exception:
+            self.logger.exception("stop() of job %s failed", job.id)
+        self.timers.call_later(self.stop_grace, lambda: self._stop_overdue(job, reason))
+
+    def _stop_overdue(self, job: Job, reason: str) -> None:
+        with self._lock:
+            if job.outcome is not None:
+                return
+        state, code, message = _STOP_OUTCOMES[reason]
+        message = message.format(timeout=job.timeout or 0)
+        job.add_log_line(f"job did not stop within {self.stop_grace:g}s; its record is closed")
+        self._finish(job, state, f"{message} (the job did not stop within {self.stop_grace:g}s)", code)
+
+    def _stop_running(self, reason: str) -> None:
+        with self._lock:
+            running = [job for job in self._jobs.values() if job.state == RUNNING]
+        for job in running:
+            self._request_stop(job, reason)
+
+    def _wait_idle(self, timeout: float | None) -> bool:
+        with self._changed:
+            return self._changed.wait_for(
+                lambda: not any(job.outcome is None and job.state == RUNNING for job in self._jobs.values()),
+                timeout)
+
+    # -------------------------------------------------------------- finishing
+    def _finish(self, job: Job, state: str, error: str | None, code: str | None, result: Any = None) -> None:
+        """Record the outcome, run the callbacks, then mark the job complete."""
+        with self._lock:
+            if job.outcome is not None:
+                return
+            job.outcome = state
+            job.result, job.error, job.error_code = result, error, code
+            job.finished_at = self.clock.time()
+            if state == SUCCEEDED:
+                job.set_progress(1.0)
+        self._run_callbacks(job)
+        with self._lock:
+            job.is_complete = True
+            self._release_key(job)
+            self._transition(job, state)
+            if job.id in self._jobs:
+                self._track_finished(job.id)
+
+    def _run_callbacks(self, job: Job) -> None:
+        for callback in getattr(job, "_callbacks", ()):
+            try:
+                callback(job)
+            except Exception as exc:
+                job.add_log_line(f"ERROR: callback {getattr(callback, '__name__', callback)!s} failed: {exc}")
+                self.logger.exception("callback of job %s failed", job.id)
+
+    def _interrupt(self, job: Job, why: str) -> None:
+        """Close the record of a job that will never run. Lock held."""
+        job.outcome = INTERRUPTED
+        job.error, job.error_code = f"interrupted: {why}", errors.INTERRUPTED
+        job.finished_at = self.clock.time()
+        job.is_complete = True
+        self._release_key(job)
+        self._transition(job, INTERRUPTED)
+        self._track_finished(job.id)
+
+    def _release_key(self, job: Job) -> None:
+        key = job.dedup_key()
+        if key is not None and self._active_keys.get(key) == job.id:
+            del self._active_keys[key]
+
+    # ---------------------------------------------------------------- pruning
+    def _track_finished(self, job_id: str) -> None:
+        """Keep finished jobs for ``retention`` seconds and at most ``max_finished``."""
+        self._finished[job_id] = self.clock.monotonic()
+        while self.max_finished is not None and len(self._finished) > self.max_finished:
+            self._drop(next(iter(self._finished)))
+        self._schedule_expiry()
+
+    def _schedule_expiry(self) -> None:
+        # One timer for the oldest finished job; no polling loop.
+        if self._expiry is not None or not self._finished or self.retention is None:
+            return
+        oldest = next(iter(self._finished.values()))
+        self._expiry = self.timers.call_at(oldest + self.retention, self._expire)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self._expiry = None
+            deadline = self.clock.monotonic() - (self.retention or 0)
+            while self._finished and next(iter(self._finished.values())) <= deadline:
+                self._drop(next(iter(self._finished)))
+            self._schedule_expiry()
+
+    def _drop(self, job_id: str) -> None:
+        """Forget a job record everywhere. Lock held."""
+        job = self._jobs.pop(job_id, None)
+        self._finished.pop(job_id, None)
+        if job is None:
+            return
+        job._sink = None
+        self._release_key(job)
+        if self._journal is not None:
+            self._journal.remove(job_id)
+        self.events.publish(JobEvent(REMOVED, job_id, None))
+
+    # ---------------------------------------------------------------- journal
+    def _open_journal(self, state_dir: str | os.PathLike | None, max_bytes: int | None) -> JobJournal | None:
+        if state_dir is None:
+            return None
+        self._journal = JobJournal(state_dir, **({"max_bytes": max_bytes} if max_bytes else {}))
+        for record in self._journal.load():
+            self._restore(RecordedJob(record))
+        return self._journal
+
+    def _restore(self, job: RecordedJob) -> None:
+        with self._lock:
+            self._jobs[job.id] = job
+            if job.state not in ACTIVE_STATES:
+                self._track_finished(job.id)
+                return
+            was, job.outcome = job.state, None
+            self._interrupt(job, f"pineapple-jobd stopped while the job was {was}; submit it again")
+            self.logger.warning("job %s was %s when the daemon stopped: now interrupted", job.id, was)
+
+    # ----------------------------------------------------------------- module
+    def _attach_module(self, module: Any) -> None:
+        module.register_action_handler("poll_job", self._poll_job_action)
+        module.register_shutdown_handler(lambda *_: self.shutdown(wait=False))
+
+    def _poll_job_action(self, request: Any) -> Any:
+        job_id = getattr(request, "job_id", None)
+        remove = bool(getattr(request, "remove_if_complete", True))
+        job = self.get_job(job_id, remove_if_complete=remove) if isinstance(job_id, str) else None
+        if job is None:
+            return f"no job with id {job_id!r}", False
+        summary = job.summary()
+        return {key: summary[key] for key in ("is_complete", "result", "job_error")}

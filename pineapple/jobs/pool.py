@@ -1,0 +1,136 @@
+"""A bounded pool of worker threads fed by a queue, with exclusive resources.
+
+Jobs that name the same resource run one at a time, in submission order;
+the others run beside them. A resource is held from the moment its job
+enters the ready queue until that job's run returns, so a later job on the
+same resource can never overtake an earlier one.
+"""
+from __future__ import annotations
+
+import threading
+from collections import deque
+from typing import Callable
+
+from .job import Job
+
+
+class WorkerPool:
+    """Runs ``run(job)`` on at most ``size`` threads, started as work arrives."""
+
+    def __init__(self, run: Callable[[Job], None], size: int = 2, name: str = "pineapple-worker") -> None:
+        if size < 1:
+            raise ValueError("a pool needs at least one worker")
+        self._run = run
+        self.size = size
+        self._name = name
+        self._ready: deque[Job] = deque()
+        self._lanes: dict[str, deque[Job]] = {}  # waiting jobs behind a busy resource
+        self._held: set[str] = set()
+        self._cond = threading.Condition()
+        self._threads: list[threading.Thread] = []
+        self._idle = 0
+        self._closed = False
+
+    def submit(self, job: Job) -> None:
+        """Queue ``job``; it runs when a worker and its resource are free."""
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("pool is closed")
+            if job.resource is None or job.resource not in self._held:
+                self._make_ready(job)
+            else:
+                self._lanes.setdefault(job.resource, deque()).append(job)
+
+    def withdraw(self, job: Job) -> bool:
+        """Take a job that has not started out of the queue (False if it has)."""
+        with self._cond:
+            lane = self._lanes.get(job.resource or "")
+            if lane is not None and job in lane:
+                lane.remove(job)
+                if not lane:
+                    del self._lanes[job.resource]
+                return True
+            if job in self._ready:
+                self._ready.remove(job)
+                self._release(job.resource)
+                return True
+            return False
+
+    def pending(self) -> int:
+        """Jobs waiting to start."""
+        with self._cond:
+            return len(self._ready) + sum(len(lane) for lane in self._lanes.values())
+
+    def close(self) -> list[Job]:
+        """Stop taking work; returns the jobs that never started. Running jobs
+        finish on their threads, which then exit."""
+        with self._cond:
+            self._closed = True
+            leftover = list(self._ready)
+            for lane in self._lanes.values():
+                leftover.extend(lane)
+            self._ready.clear()
+            self._lanes.clear()
+            self._cond.notify_all()
+        return leftover
+
+    def join(self, timeout: float | None = None) -> None:
+        for thread in list(self._threads):
+            if thread is not threading.current_thread():
+                thread.join(timeout)
+
+    @property
+    def thread_count(self) -> int:
+        return sum(1 for t in self._threads if t.is_alive())
+
+    # ----------------------------------------------------------- internals
+    def _make_ready(self, job: Job) -> None:
+        if job.resource is not None:
+            self._held.add(job.resource)
+        self._ready.append(job)
+        self._wake_worker()
+
+    def _wake_worker(self) -> None:
+        # Woken workers only count as busy once they run, so compare the ready
+        # jobs against the idle ones rather than just testing "anyone idle?".
+        if len(self._ready) > self._idle and len(self._threads) < self.size:
+            self._start_worker()
+        else:
+            self._cond.notify()
+
+    def _release(self, resource: str | None) -> None:
+        if resource is None:
+            return
+        lane = self._lanes.get(resource)
+        if lane:
+            self._ready.append(lane.popleft())  # the resource passes straight on
+            if not lane:
+                del self._lanes[resource]
+            self._wake_worker()
+        else:
+            self._held.discard(resource)
+
+    def _start_worker(self) -> None:
+        thread = threading.Thread(target=self._work, name=f"{self._name}-{len(self._threads) + 1}",
+                                  daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _work(self) -> None:
+        while True:
+            job = self._next_job()
+            if job is None:
+                return
+            try:
+                self._run(job)
+            finally:
+                with self._cond:
+                    self._release(job.resource)
+
+    def _next_job(self) -> Job | None:
+        with self._cond:
+            while not self._ready and not self._closed:
+                self._idle += 1
+                self._cond.wait()
+                self._idle -= 1
+            return self._ready.popleft() if self._ready else None

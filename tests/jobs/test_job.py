@@ -1,0 +1,80 @@
+import json
+import logging
+
+from pineapple.jobs import Job, JobManager, Progress, RecordedJob
+from pineapple.jobs.job import JobLogger, jsonable
+
+from .helpers import WAIT
+
+
+class Chatty(Job):
+    def do_work(self, logger):
+        for i in range(500):
+            logger.info("line %d", i)
+        logger.warning("careful")
+        return {"set": {1}, "obj": object(), "nan": float("nan")}
+
+
+def test_defaults_match_the_pineapple_library():
+    job = Chatty()
+    assert (job.is_complete, job.result, job.error) == (False, None, None)
+    assert job.was_successful is False
+    assert job.state == "queued" and job.progress == Progress(None, "")
+    assert job.type == "Chatty"
+
+
+def test_log_tail_is_bounded_and_record_is_json_safe():
+    manager = JobManager()
+    job = Chatty(log_lines=50)
+    manager.wait(manager.execute_job(job), WAIT)
+    assert len(job.log) == 50 and job.log_total == 501
+    assert job.log[-1] == "WARNING: careful"
+    record = job.to_dict()
+    json.dumps(record, allow_nan=False)  # must not raise
+    assert record["log"][0] == "line 451"
+    assert record["result"]["set"] == [1] and record["result"]["nan"] == "nan"
+    manager.shutdown()
+
+
+def test_progress_is_clamped_and_keeps_message():
+    job = Chatty()
+    job.set_progress(1.7, "downloading")
+    job.set_progress(-1)
+    assert job.progress == Progress(0.0, "downloading")
+
+
+def test_options_from_class_attributes_and_keywords():
+    class Opkg(Job):
+        resource = "opkg"
+        timeout = 60
+
+    assert Opkg().resource == "opkg" and Opkg().timeout == 60
+    assert Opkg(timeout=5, max_retries=2).timeout == 5
+    assert Opkg(max_retries=2).max_retries == 2 and Job().max_retries == 0
+
+
+def test_job_logger_forwards_only_enabled_levels(caplog):
+    forward = logging.getLogger("pineapple.test.forward")
+    forward.setLevel(logging.ERROR)
+    job = Chatty()
+    job.id = "abc"
+    logger = JobLogger(job, forward)
+    with caplog.at_level(logging.ERROR, logger="pineapple.test.forward"):
+        logger.info("quiet")
+        logger.error("loud")
+    assert list(job.log) == ["quiet", "ERROR: loud"]
+    assert [r.getMessage() for r in caplog.records] == ["[abc] loud"]
+    assert "pineapple.test.forward.job" not in logging.Logger.manager.loggerDict
+
+
+def test_recorded_job_round_trip():
+    manager = JobManager()
+    job = Chatty()
+    manager.wait(manager.execute_job(job), WAIT)
+    again = RecordedJob(json.loads(json.dumps(job.to_dict())))
+    assert again.to_dict() == job.to_dict()
+    manager.shutdown()
+
+
+def test_jsonable_handles_nesting():
+    assert jsonable({1: (1, 2), "x": [None, True, 1.5]}) == {"1": [1, 2], "x": [None, True, 1.5]}
