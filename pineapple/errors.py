@@ -28,6 +28,9 @@ VERIFY_FAILED = "verify_failed"
 
 # Engine / API
 UNKNOWN_JOB = "unknown_job"
+UNKNOWN_JOB_TYPE = "unknown_job_type"
+MISSING_FIELD = "missing_field"
+INVALID_FIELD = "invalid_field"
 JOB_ACTIVE = "job_active"
 QUEUE_FULL = "queue_full"
 SHUTTING_DOWN = "shutting_down"

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from typing import Any, Callable, Generic, TypeVar
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 from ..errors import JOB_FAILED
 from .state import ACTIVE_STATES, QUEUED, SUCCEEDED, Progress
@@ -57,6 +58,7 @@ class Job(Generic[TResult]):
         self.finished_at: float | None = None
         self.attempts: int = 0
         self.stop_requested: bool = False
+        self.stop_reason: str | None = None  # "cancelled", "timeout" or "shutdown" once stop was asked
         self.log: deque[str] = deque(maxlen=log_lines)
         self.log_total: int = 0
         self.parent_id: str | None = None
@@ -117,7 +119,7 @@ class Job(Generic[TResult]):
     def set_progress(self, fraction: float | None = None, message: str | None = None) -> None:
         """Report progress: ``fraction`` 0..1 (None: unknown) and a short message."""
         if fraction is not None:
-            fraction = min(1.0, max(0.0, float(fraction)))
+            fraction = round(min(1.0, max(0.0, float(fraction))), 4)
         if message is None:
             message = self.progress.message
         self.progress = Progress(fraction, message)

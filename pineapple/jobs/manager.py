@@ -24,15 +24,15 @@ import logging
 import os
 import threading
 from collections import OrderedDict
-from typing import Any, Callable, Iterable, NamedTuple
+from collections.abc import Callable, Iterable
+from typing import Any, NamedTuple
 
 from .. import errors
 from .clock import SystemClock
 from .events import REMOVED, STATE, EventBus, JobEvent, Listener
 from .job import Job, JobLogger, RecordedJob, error_from_exception
 from .pool import WorkerPool
-from .state import (ACTIVE_STATES, CANCELLED, FAILED, INTERRUPTED, QUEUED, RUNNING,
-                    SUCCEEDED)
+from .state import ACTIVE_STATES, CANCELLED, FAILED, INTERRUPTED, QUEUED, RUNNING, SUCCEEDED
 from .store import JobJournal
 from .timers import TimerHandle, TimerQueue
 
@@ -221,10 +221,10 @@ class JobManager:
             for job in leftover:
                 self._interrupt(job, "the job manager shut down before the job started")
         if wait and not self._wait_idle(timeout):
-            self._stop_running("shutdown")
+            self.stop_running("shutdown")
             self._wait_idle(self.stop_grace + 1.0)
         elif not wait:
-            self._stop_running("shutdown")
+            self.stop_running("shutdown")
         self.events.close(timeout=2.0)
         self.timers.close()
         if self._journal is not None:
@@ -324,14 +324,15 @@ class JobManager:
         with self._lock:
             if job.outcome is not None:
                 return  # already finished by the stop-grace timer
-            reason = getattr(job, "_stop_reason", None)
+            reason = job.stop_reason
             if reason is None and error is not None and job.attempts <= job.max_retries:
                 self._schedule_retry(job, error)
                 return
         if reason is not None:
-            state, code, message = _STOP_OUTCOMES[reason]
-            error = message.format(timeout=job.timeout or 0)
-            self._finish(job, state, error, code, result)
+            state, stop_code, message = _STOP_OUTCOMES[reason]
+            if code != stop_code or not error:  # keep the job's own words when it reports the stop itself
+                error = message.format(timeout=job.timeout or 0)
+            self._finish(job, state, error, stop_code, result)
         else:
             self._finish(job, FAILED if error else SUCCEEDED, error, code, result)
 
@@ -363,9 +364,9 @@ class JobManager:
     # --------------------------------------------------------------- stopping
     def _request_stop(self, job: Job, reason: str) -> None:
         with self._lock:
-            if job.state != RUNNING or job.outcome is not None or getattr(job, "_stop_reason", None):
+            if job.state != RUNNING or job.outcome is not None or job.stop_reason:
                 return
-            job._stop_reason = reason  # type: ignore[attr-defined]
+            job.stop_reason = reason
             job.stop_requested = True
         job.add_log_line(f"stop requested ({reason})")
         try:
@@ -383,7 +384,8 @@ class JobManager:
         job.add_log_line(f"job did not stop within {self.stop_grace:g}s; its record is closed")
         self._finish(job, state, f"{message} (the job did not stop within {self.stop_grace:g}s)", code)
 
-    def _stop_running(self, reason: str) -> None:
+    def stop_running(self, reason: str = "shutdown") -> None:
+        """Ask every running job to stop now (they end ``cancelled``)."""
         with self._lock:
             running = [job for job in self._jobs.values() if job.state == RUNNING]
         for job in running:

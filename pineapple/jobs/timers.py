@@ -9,7 +9,7 @@ import heapq
 import itertools
 import logging
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from .clock import SystemClock
 
@@ -21,7 +21,7 @@ class TimerHandle:
 
     __slots__ = ("deadline", "callback", "cancelled", "_queue")
 
-    def __init__(self, deadline: float, callback: Callable[[], None], queue: "TimerQueue | None" = None) -> None:
+    def __init__(self, deadline: float, callback: Callable[[], None], queue: TimerQueue | None = None) -> None:
         self.deadline = deadline
         self.callback = callback
         self.cancelled = False

@@ -1,0 +1,177 @@
+"""Request handlers of the socket API: one function per action.
+
+Each handler takes the service (the daemon's parts) and the decoded request
+and returns the answer's payload, or raises :class:`ApiError`. Handlers run
+on the daemon's single I/O thread, so they only do quick work: queueing a
+job, reading a record, reading opkg's status file.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from .. import __version__, errors
+from ..errors import JobError
+from ..jobs import TERMINAL_STATES, Job, JobManager
+from ..jobs.registry import JobTypeRegistry
+from ..jobs.state import ALL_STATES
+from .protocol import INVALID_FIELD, UNKNOWN_ACTION, ApiError, field
+
+MAX_PAGE = 500
+# Keys of a submit request that are not job parameters.
+_SUBMIT_KEYS = frozenset(("action", "id", "job"))
+
+
+class Service(Protocol):
+    """What the handlers need from the daemon."""
+
+    manager: JobManager
+    registry: JobTypeRegistry
+
+    def installed(self, packages: list[str]) -> dict[str, str | None]: ...
+
+    def stats(self) -> dict: ...
+
+
+Handler = Callable[[Service, dict], Any]
+
+
+def handle(service: Service, request: dict) -> Any:
+    """Run the handler of ``request["action"]``."""
+    handler = HANDLERS.get(request["action"])
+    if handler is None:
+        known = ", ".join(sorted(HANDLERS) + ["follow"])
+        raise ApiError(f"unknown action {request['action']!r} (known: {known})", UNKNOWN_ACTION)
+    try:
+        return handler(service, request)
+    except JobError as exc:
+        raise ApiError(exc.message, exc.code) from None
+
+
+def find_job(service: Service, request: dict) -> Job:
+    """The job named by the request's ``job_id`` (``unknown_job`` if none)."""
+    job_id = field(request, "job_id", str)
+    job = service.manager.get_job(job_id, remove_if_complete=False)
+    if job is None:
+        raise ApiError(f"no job with id {job_id!r}: never submitted here, or finished and pruned "
+                       f"(finished jobs are kept {service.manager.retention or 0:g}s)", errors.UNKNOWN_JOB)
+    return job
+
+
+# ------------------------------------------------------------------ actions
+def ping(service: Service, request: dict) -> dict:
+    return {"pong": True, "version": __version__}
+
+
+def submit(service: Service, request: dict) -> dict:
+    job_type = field(request, "job", str)
+    params = {k: v for k, v in request.items() if k not in _SUBMIT_KEYS}
+    job = service.registry.create(job_type, params)
+    submission = service.manager.submit(job)
+    current = service.manager.get_job(submission.job_id, remove_if_complete=False)
+    answer = {"job_id": submission.job_id, "duplicate": submission.duplicate,
+              "state": current.state if current else "queued"}
+    if submission.duplicate:
+        answer["message"] = f"an identical {job_type} job is already {answer['state']}; answering its id"
+    return answer
+
+
+def poll_job(service: Service, request: dict) -> dict:
+    remove = field(request, "remove_if_complete", bool, False)
+    job = find_job(service, request)
+    if remove and job.is_complete:
+        service.manager.remove_job(job.id)
+    return job.summary()
+
+
+def get_job(service: Service, request: dict) -> dict:
+    return find_job(service, request).to_dict()
+
+
+def list_jobs(service: Service, request: dict) -> dict:
+    states = _states(request)
+    job_type = field(request, "type", str, None)
+    package = field(request, "package", str, None)
+    offset = _bounded_int(request, "offset", 0, 0, None)
+    limit = _bounded_int(request, "limit", 50, 1, MAX_PAGE)
+    jobs = [job for job in service.manager.list_jobs(states)
+            if (job_type is None or job.type == job_type) and (package is None or _mentions(job, package))]
+    page = [_listing(job) for job in jobs[offset:offset + limit]]
+    return {"jobs": page, "total": len(jobs), "offset": offset, "limit": limit}
+
+
+def cancel(service: Service, request: dict) -> dict:
+    job = find_job(service, request)
+    cancelled = service.manager.cancel_job(job.id)
+    answer = {"job_id": job.id, "cancelled": cancelled, "state": job.state}
+    if not cancelled:
+        answer["message"] = f"job already {job.state}; nothing to cancel"
+    return answer
+
+
+def remove(service: Service, request: dict) -> dict:
+    job = find_job(service, request)
+    if not job.is_complete:
+        raise ApiError(f"job {job.id} is {job.state}; cancel it first", errors.JOB_ACTIVE)
+    service.manager.remove_job(job.id)
+    return {"job_id": job.id, "removed": True}
+
+
+def prune(service: Service, request: dict) -> dict:
+    return {"removed": service.manager.prune_completed_jobs()}
+
+
+def installed(service: Service, request: dict) -> dict:
+    from ..opkg.names import validate_package_names
+
+    packages = validate_package_names(field(request, "packages", list))
+    return {"installed": service.installed(packages)}
+
+
+def stats(service: Service, request: dict) -> dict:
+    return service.stats()
+
+
+def job_types(service: Service, request: dict) -> dict:
+    return {"types": service.registry.catalogue()}
+
+
+HANDLERS: dict[str, Handler] = {
+    "ping": ping, "submit": submit, "poll_job": poll_job, "get_job": get_job,
+    "list_jobs": list_jobs, "cancel": cancel, "remove": remove, "prune": prune,
+    "installed": installed, "stats": stats, "job_types": job_types,
+}
+
+
+# ------------------------------------------------------------------ helpers
+def _states(request: dict) -> set[str] | None:
+    value = field(request, "state", (str, list), None)
+    if value is None:
+        return None
+    states = [value] if isinstance(value, str) else value
+    bad = [s for s in states if s not in ALL_STATES]
+    if bad:
+        raise ApiError(f"unknown state {bad[0]!r} (states: {', '.join(ALL_STATES)})", INVALID_FIELD)
+    return set(states)
+
+
+def _bounded_int(request: dict, name: str, default: int, low: int, high: int | None) -> int:
+    value = field(request, name, int, default)
+    if value < low or (high is not None and value > high):
+        limit = f"{low}..{high}" if high is not None else f">= {low}"
+        raise ApiError(f"field '{name}' must be {limit}", INVALID_FIELD)
+    return value
+
+
+def _mentions(job: Job, package: str) -> bool:
+    return package in (job.params().get("packages") or ())
+
+
+def _listing(job: Job) -> dict:
+    summary = job.summary()
+    summary.update(params=job.params(), created_at=job.created_at, finished_at=job.finished_at)
+    return summary
+
+
+def is_final(job: Job) -> bool:
+    return job.is_complete and job.state in TERMINAL_STATES

@@ -1,0 +1,219 @@
+"""``JobClient``: the client library module backends use to talk to
+pineapple-jobd over its Unix socket.
+
+    from pineapple.api.client import JobClient
+
+    client = JobClient()                       # socket path from env/config
+    job = client.install(["tcpdump"])           # {"job_id": ..., "duplicate": False, ...}
+    print(client.poll(job["job_id"]))           # {"is_complete": ..., "result": ..., "job_error": ..., ...}
+    final = client.wait(job["job_id"], timeout=300)
+
+Errors raise :class:`ApiError` carrying the daemon's stable ``code``;
+:class:`DaemonUnavailable` (code ``daemon_unreachable``) when nothing
+answers on the socket. After a daemon restart the client reconnects by itself.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from .protocol import ApiError, encode
+
+UNREACHABLE = "daemon_unreachable"
+DEFAULT_SOCKET = "/var/run/pineapple-jobd.sock"
+# Safe to send again after the connection broke mid-request.
+_IDEMPOTENT = frozenset(("ping", "poll_job", "get_job", "list_jobs", "installed", "stats", "job_types", "log"))
+
+
+class DaemonUnavailable(ApiError):
+    """Nothing answers on the socket (daemon stopped, wrong path, no access)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, UNREACHABLE)
+
+
+def default_socket_path() -> str:
+    """``$PINEAPPLE_JOBD_SOCKET``, else daemon.socket from the UCI config, else the default."""
+    path = os.environ.get("PINEAPPLE_JOBD_SOCKET")
+    if path:
+        return path
+    try:
+        from ..daemon.config import load_config
+
+        return load_config(env={}).daemon.socket
+    except Exception:  # an unreadable config must not stop a client from trying the default
+        return DEFAULT_SOCKET
+
+
+class _LineSocket:
+    """A connected socket read line by line, with a timeout."""
+
+    def __init__(self, path: str, timeout: float | None) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self._buf = bytearray()
+        try:
+            self.sock.connect(path)
+        except OSError as exc:
+            self.sock.close()
+            raise DaemonUnavailable(f"cannot connect to pineapple-jobd at {path}: {exc.strerror or exc}") from None
+
+    def send(self, message: dict) -> None:
+        self.sock.sendall(encode(message))
+
+    def read(self) -> dict:
+        while True:
+            end = self._buf.find(b"\n")
+            if end >= 0:
+                line = bytes(self._buf[:end])
+                del self._buf[:end + 1]
+                return json.loads(line)
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionResetError("the daemon closed the connection")
+            self._buf += chunk
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class JobClient:
+    """A connection to pineapple-jobd (opened on first use, reopened after a restart)."""
+
+    def __init__(self, path: str | None = None, timeout: float | None = 10.0) -> None:
+        self.path = path or default_socket_path()
+        self.timeout = timeout
+        self._conn: _LineSocket | None = None
+
+    # -------------------------------------------------------------- basics
+    def request(self, action: str, **fields: Any) -> Any:
+        """Send one request and return its payload (raises :class:`ApiError`)."""
+        message = {"action": action, **{k: v for k, v in fields.items() if v is not None}}
+        answer = self._exchange(message, retry=True)
+        if not answer.get("ok"):
+            raise ApiError(str(answer.get("error")), str(answer.get("code")))
+        return answer.get("payload")
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> JobClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ----------------------------------------------------------- actions
+    def ping(self) -> dict:
+        return self.request("ping")
+
+    def submit(self, job: str, **params: Any) -> dict:
+        """Submit a job of a registered type; answers ``job_id`` and ``duplicate``."""
+        return self.request("submit", job=job, **params)
+
+    def install(self, packages: list[str], **options: Any) -> dict:
+        return self.submit("install", packages=list(packages), **options)
+
+    def uninstall(self, packages: list[str], **options: Any) -> dict:
+        return self.submit("uninstall", packages=list(packages), **options)
+
+    def update(self, **options: Any) -> dict:
+        return self.submit("update", **options)
+
+    def poll(self, job_id: str, remove_if_complete: bool = False) -> dict:
+        """The Pineapple front end's poll answer plus state, progress and error code."""
+        return self.request("poll_job", job_id=job_id, remove_if_complete=remove_if_complete)
+
+    def get(self, job_id: str) -> dict:
+        return self.request("get_job", job_id=job_id)
+
+    def list(self, state: str | list[str] | None = None, type: str | None = None,
+             package: str | None = None, offset: int = 0, limit: int = 50) -> dict:
+        return self.request("list_jobs", state=state, type=type, package=package, offset=offset, limit=limit)
+
+    def cancel(self, job_id: str) -> dict:
+        return self.request("cancel", job_id=job_id)
+
+    def remove(self, job_id: str) -> dict:
+        return self.request("remove", job_id=job_id)
+
+    def prune(self) -> dict:
+        return self.request("prune")
+
+    def installed(self, packages: list[str]) -> dict[str, str | None]:
+        return self.request("installed", packages=list(packages))["installed"]
+
+    def stats(self) -> dict:
+        return self.request("stats")
+
+    def job_types(self) -> list[dict]:
+        return self.request("job_types")["types"]
+
+    # --------------------------------------------------------- streaming
+    def follow(self, job_id: str, log: bool = True, timeout: float | None = None) -> Iterator[dict]:
+        """Yield the job's events (``state``, ``progress``, ``log``) as they
+        happen, ending with the ``end`` event. Uses its own connection;
+        ``timeout`` bounds each wait for the next event."""
+        conn = _LineSocket(self.path, timeout)
+        try:
+            conn.send({"action": "follow", "job_id": job_id, "log": log})
+            first = conn.read()
+            if not first.get("ok"):
+                raise ApiError(str(first.get("error")), str(first.get("code")))
+            while True:
+                event = conn.read()
+                yield event
+                if event.get("event") == "end":
+                    return
+        except (OSError, ValueError) as exc:
+            raise DaemonUnavailable(f"lost the connection to pineapple-jobd: {exc}") from None
+        finally:
+            conn.close()
+
+    def wait(self, job_id: str, timeout: float | None = None,
+             on_event: Callable[[dict], None] | None = None, poll_interval: float = 1.0) -> dict:
+        """Block until the job is complete and return its poll answer.
+        Survives a daemon restart (falls back to polling until it is back)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise TimeoutError(f"job {job_id} not complete after {timeout}s")
+            try:
+                for event in self.follow(job_id, timeout=remaining):
+                    if on_event is not None:
+                        on_event(event)
+                    if event.get("event") == "end":
+                        return event.get("job") or {"job_id": job_id, "is_complete": True, "removed": True}
+            except DaemonUnavailable:
+                time.sleep(poll_interval if remaining is None else max(0.0, min(poll_interval, remaining)))
+
+    # ---------------------------------------------------------- internals
+    def _exchange(self, message: dict, retry: bool) -> dict:
+        fresh = self._conn is None
+        conn = self._connect()
+        try:
+            conn.send(message)
+        except OSError:
+            self.close()
+            if retry and not fresh:  # a stale connection to a restarted daemon
+                return self._exchange(message, retry=False)
+            raise DaemonUnavailable(f"cannot send to pineapple-jobd at {self.path}") from None
+        try:
+            return conn.read()
+        except (OSError, ValueError) as exc:
+            self.close()
+            if retry and message["action"] in _IDEMPOTENT:
+                return self._exchange(message, retry=False)
+            raise DaemonUnavailable(f"no answer from pineapple-jobd at {self.path}: {exc}") from None
+
+    def _connect(self) -> _LineSocket:
+        if self._conn is None:
+            self._conn = _LineSocket(self.path, self.timeout)
+        return self._conn

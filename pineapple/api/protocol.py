@@ -1,0 +1,106 @@
+"""Wire format of the socket API (see docs/protocol.md).
+
+Newline-delimited JSON over a Unix stream socket: one request object per
+line, one answer per line, in order. Answers are
+``{"ok": true, "payload": ...}`` or
+``{"ok": false, "error": "human message", "code": "stable_code"}``; a
+request's optional ``"id"`` is echoed back.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .. import errors
+
+MAX_LINE = 64 * 1024
+
+# Protocol-level error codes (job and opkg codes live in pineapple.errors).
+INVALID_JSON = "invalid_json"
+INVALID_REQUEST = "invalid_request"
+UNKNOWN_ACTION = "unknown_action"
+MISSING_FIELD = errors.MISSING_FIELD
+INVALID_FIELD = errors.INVALID_FIELD
+REQUEST_TOO_LARGE = "request_too_large"
+FORBIDDEN = "forbidden"
+TOO_MANY_CONNECTIONS = "too_many_connections"
+INTERNAL_ERROR = "internal_error"
+
+_encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+class ApiError(Exception):
+    """An error answer: ``code`` is stable, ``message`` is for humans."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+
+def encode(message: dict) -> bytes:
+    """One line of the protocol."""
+    return (_encoder.encode(message) + "\n").encode("utf-8")
+
+
+def ok(payload: Any, request_id: Any = None) -> bytes:
+    message = {"ok": True, "payload": payload}
+    if request_id is not None:
+        message["id"] = request_id
+    return encode(message)
+
+
+def fail(message: str, code: str, request_id: Any = None) -> bytes:
+    answer = {"ok": False, "error": message, "code": code}
+    if request_id is not None:
+        answer["id"] = request_id
+    return encode(answer)
+
+
+def decode_request(line: bytes) -> dict:
+    """Parse one request line; raises :class:`ApiError` for anything that is
+    not a JSON object with a string ``action``."""
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError("request is not valid UTF-8", INVALID_JSON) from None
+    try:
+        request = json.loads(text)
+    except ValueError as exc:
+        raise ApiError(f"request is not valid JSON: {exc}", INVALID_JSON) from None
+    if not isinstance(request, dict):
+        raise ApiError(f"request must be a JSON object, got {type(request).__name__}", INVALID_REQUEST)
+    action = request.get("action")
+    if action is None:
+        raise ApiError("request has no 'action'", MISSING_FIELD)
+    if not isinstance(action, str):
+        raise ApiError("'action' must be a string", INVALID_FIELD)
+    return request
+
+
+_MISSING = object()
+_TYPE_NAMES = {str: "a string", bool: "true or false", int: "an integer", float: "a number",
+               list: "a list", dict: "an object"}
+
+
+def field(request: dict, name: str, kind: type | tuple[type, ...], default: Any = _MISSING) -> Any:
+    """``request[name]`` checked against ``kind``; raises ``missing_field`` or
+    ``invalid_field``. ``None`` counts as absent when a default is given."""
+    value = request.get(name, _MISSING)
+    if value is _MISSING or (value is None and default is not _MISSING):
+        if default is _MISSING:
+            raise ApiError(f"missing field '{name}'", MISSING_FIELD)
+        return default
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if isinstance(value, bool) and bool not in kinds:  # bool is an int in Python; not here
+        raise ApiError(f"field '{name}' must be {_describe(kinds)}", INVALID_FIELD)
+    if not isinstance(value, kinds) and not (float in kinds and isinstance(value, int)):
+        raise ApiError(f"field '{name}' must be {_describe(kinds)}", INVALID_FIELD)
+    return value
+
+
+def _describe(kinds: tuple[type, ...]) -> str:
+    return " or ".join(_TYPE_NAMES.get(k, k.__name__) for k in kinds)

@@ -1,0 +1,1 @@
+"""The ``pineapple-jobd`` daemon: configuration, service wiring, entry point."""

@@ -1,0 +1,137 @@
+"""The daemon's parts wired together: job manager, job types, opkg, the
+socket API and (when enabled) MQTT.
+
+Life cycle: :meth:`Daemon.start` takes the single-instance lock, opens the
+journal (jobs lost in a crash come back ``interrupted``), registers the job
+types and listens. :meth:`Daemon.serve` runs the I/O loop until a stop is
+requested; the first SIGTERM/SIGINT drains (no new jobs, running jobs get
+``shutdown_grace`` seconds, then are cancelled), a second one cancels at
+once. :meth:`Daemon.close` flushes the journal and removes the socket.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket as _socket
+import threading
+import time
+from typing import Any
+
+from .. import __version__
+from ..api.server import ApiServer
+from ..jobs import JobManager
+from ..jobs.registry import JobTypeRegistry
+from .config import Config
+
+log = logging.getLogger("pineapple.daemon")
+
+
+class Daemon:
+    """One running pineapple-jobd."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.started = time.monotonic()
+        self.registry = JobTypeRegistry()
+        self.manager: JobManager | None = None
+        self.opkg: Any = None
+        self.mqtt: Any = None
+        self._draining: threading.Thread | None = None
+        d = config.daemon
+        self.server = ApiServer(self, d.socket, group=d.socket_group,
+                                allowed_uids={int(u) for u in d.allowed_uids},
+                                allowed_gids={int(g) for g in d.allowed_gids},
+                                max_connections=d.max_connections, idle_timeout=d.idle_timeout)
+
+    # ------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        """Lock, restore the journal, register job types, listen."""
+        d = self.config.daemon
+        os.makedirs(os.path.dirname(os.path.abspath(d.socket)), exist_ok=True)
+        self.server.acquire()
+        self.manager = JobManager("pineapple-jobd", logging.getLogger("pineapple").level, workers=d.workers,
+                                  retention=d.retention, max_finished=d.max_finished,
+                                  max_queued=d.max_queued, state_dir=d.state_dir,
+                                  stop_grace=min(10.0, d.shutdown_grace), journal_max_bytes=d.journal_max_bytes)
+        self._register_job_types()
+        self._start_mqtt()
+        self.server.listen()
+
+    def serve(self) -> None:
+        """Serve until stopped (see :meth:`request_stop`)."""
+        self.server.serve_forever()
+
+    def request_stop(self, reason: str = "signal") -> None:
+        """First call: drain and stop; second call: cancel running jobs now.
+        Safe to call from a signal handler."""
+        if self._draining is None:
+            log.info("stopping (%s): finishing running jobs for up to %gs",
+                     reason, self.config.daemon.shutdown_grace)
+            self._draining = threading.Thread(target=self._drain, name="pineapple-drain", daemon=True)
+            self._draining.start()
+        else:
+            log.info("stopping now (%s): cancelling running jobs", reason)
+            threading.Thread(target=self.manager.stop_running, daemon=True).start()
+
+    def close(self) -> None:
+        """Release everything (after :meth:`serve` returned)."""
+        if self.manager is not None and self._draining is None:
+            self.manager.shutdown(wait=False)
+        if self.mqtt is not None:
+            self.mqtt.stop()
+        self.server.close()
+        log.info("stopped")
+
+    def _drain(self) -> None:
+        self.manager.shutdown(wait=True, timeout=self.config.daemon.shutdown_grace)
+        self.server.stop()
+
+    # -------------------------------------------------------------- parts
+    def _register_job_types(self) -> None:
+        from ..opkg.jobs import register_opkg_jobs
+        from ..opkg.system import OpkgSystem
+
+        self.opkg = OpkgSystem.from_settings(self.config.opkg)
+        timeout = self.config.daemon.job_timeout or None
+        register_opkg_jobs(self.registry, self.opkg, default_timeout=timeout)
+
+    def _start_mqtt(self) -> None:
+        if not self.config.mqtt.enabled:
+            return
+        from ..mqtt.bridge import MqttBridge  # paho-mqtt is only imported when enabled
+
+        self.mqtt = MqttBridge(self, self.config.mqtt)
+        self.mqtt.start()
+
+    # ------------------------------------------------- what the API asks for
+    def installed(self, packages: list[str]) -> dict[str, str | None]:
+        return self.opkg.which_installed(packages)
+
+    def stats(self) -> dict:
+        from ..jobs.state import ALL_STATES
+
+        counts = self.manager.counts()
+        return {
+            "version": __version__,
+            "pid": os.getpid(),
+            "uptime": round(time.monotonic() - self.started, 3),
+            "rss_kib": _rss_kib(),
+            "threads": threading.active_count(),
+            "workers": self.manager.workers,
+            "connections": self.server.connection_count,
+            "requests": self.server.requests_served,
+            "jobs": {state: counts.get(state, 0) for state in ALL_STATES},
+            "hostname": _socket.gethostname(),
+            "mqtt": self.mqtt.status() if self.mqtt is not None else None,
+        }
+
+
+def _rss_kib() -> int | None:
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None

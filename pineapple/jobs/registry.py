@@ -1,0 +1,104 @@
+"""The catalogue of job types a daemon can run, registered by name.
+
+A request names a type from this catalogue and gives plain JSON parameters;
+it can never name Python code to import.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import INVALID_FIELD, MISSING_FIELD, UNKNOWN_JOB_TYPE, JobError
+from .job import Job
+
+_MISSING = object()
+_KIND_NAMES = {str: "a string", bool: "true or false", int: "an integer", float: "a number",
+               list: "a list", dict: "an object"}
+
+
+@dataclass(frozen=True)
+class JobType:
+    """A runnable job type: ``factory(params)`` builds the job (and raises
+    :class:`JobError` with a stable code for bad parameters)."""
+
+    name: str
+    description: str
+    factory: Callable[[dict], Job]
+    params: dict[str, str] = field(default_factory=dict)  # parameter -> description
+
+    def describe(self) -> dict:
+        return {"name": self.name, "description": self.description, "params": dict(self.params)}
+
+
+class JobTypeRegistry:
+    """Name -> :class:`JobType`."""
+
+    def __init__(self) -> None:
+        self._types: dict[str, JobType] = {}
+
+    def register(self, name: str, factory: Callable[[dict], Job], description: str,
+                 params: dict[str, str] | None = None) -> JobType:
+        """Add a job type; registering a name twice is an error."""
+        if name in self._types:
+            raise ValueError(f"job type {name!r} is already registered")
+        job_type = JobType(name, description, factory, dict(params or {}))
+        self._types[name] = job_type
+        return job_type
+
+    def create(self, name: Any, params: dict) -> Job:
+        """Build a job of type ``name`` from JSON ``params``."""
+        job_type = self._types.get(name) if isinstance(name, str) else None
+        if job_type is None:
+            known = ", ".join(sorted(self._types)) or "none"
+            raise JobError(f"unknown job type {name!r} (known: {known})", UNKNOWN_JOB_TYPE)
+        return job_type.factory(params)
+
+    def catalogue(self) -> list[dict]:
+        return [self._types[name].describe() for name in sorted(self._types)]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._types
+
+
+class Params:
+    """Reads a job type's JSON parameters with clear errors: take each known
+    parameter with :meth:`take`, then :meth:`finish` rejects any other key
+    (a typo must not silently mean the default)."""
+
+    def __init__(self, params: dict, job_type: str) -> None:
+        self._params = dict(params)
+        self._job_type = job_type
+
+    def take(self, name: str, kind: type | tuple[type, ...], default: Any = _MISSING) -> Any:
+        value = self._params.pop(name, None)
+        if value is None:
+            if default is _MISSING:
+                raise JobError(f"{self._job_type}: missing parameter '{name}'", MISSING_FIELD)
+            return default
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        accepted = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
+        if not accepted and float in kinds and isinstance(value, int) and not isinstance(value, bool):
+            accepted = True
+        if not accepted:
+            wanted = " or ".join(_KIND_NAMES.get(k, k.__name__) for k in kinds)
+            raise JobError(f"{self._job_type}: parameter '{name}' must be {wanted}", INVALID_FIELD)
+        return value
+
+    def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
+        value = self.take(name, str, default)
+        if value not in choices:
+            raise JobError(f"{self._job_type}: parameter '{name}' must be one of {', '.join(choices)}",
+                           INVALID_FIELD)
+        return value
+
+    def positive(self, name: str, default: float | None) -> float | None:
+        value = self.take(name, float, default)
+        if value is not None and value <= 0:
+            raise JobError(f"{self._job_type}: parameter '{name}' must be greater than 0", INVALID_FIELD)
+        return value
+
+    def finish(self) -> None:
+        if self._params:
+            unknown = ", ".join(sorted(self._params))
+            raise JobError(f"{self._job_type}: unknown parameter(s): {unknown}", INVALID_FIELD)

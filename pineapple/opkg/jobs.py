@@ -1,0 +1,313 @@
+"""The opkg jobs: install, uninstall and update package lists.
+
+All three run with ``resource = "opkg"`` (one at a time, in submission
+order) and stop only their own opkg process on cancel or timeout.
+
+Install (:class:`InstallDependenciesJob`):
+
+1. skip packages already installed (read from opkg's status file: no spawn);
+2. run ``opkg update`` only when a feed list is missing or older than
+   ``lists_max_age`` (``update="auto"``), always (``"always"``) or never;
+3. refuse with ``insufficient_space`` before touching anything when the
+   lists' Installed-Size says the packages will not fit;
+4. install every missing package in one opkg call; if opkg then hints the
+   lists are stale, update once and retry once;
+5. verify each package in the status file;
+6. on failure with ``atomic=True``, remove what this job newly installed so
+   the device is left as it was (``rolled_back`` in the result).
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from .. import errors
+from ..errors import JobError
+from ..jobs import Job
+from ..jobs.registry import JobTypeRegistry, Params
+from .names import validate_package_name, validate_package_names
+from .output import OpkgOutcome, parse_progress_line
+from .progress import CEILING, StepProgress
+from .runner import OpkgRun, RunControl
+from .status import packages_to_install
+from .system import OpkgSystem
+
+UPDATE_CHOICES = ("auto", "always", "never")
+
+
+class OpkgJob(Job[dict]):
+    """Shared machinery: run opkg with live log and progress, stop cleanly."""
+
+    resource = "opkg"
+
+    def __init__(self, system: OpkgSystem, **options: Any) -> None:
+        super().__init__(**options)
+        self.system = system
+        self._control = RunControl()
+        self._logger: logging.Logger | None = None
+        self._steps: StepProgress | None = None
+
+    def stop(self) -> None:
+        self._control.stop("timeout" if self.stop_reason == "timeout" else "cancelled")
+
+    def _opkg(self, args: list[str], control: RunControl | None = None) -> tuple[OpkgRun, OpkgOutcome]:
+        """One opkg run; every output line goes to the log and progress."""
+        self._log(f"$ opkg {' '.join(args)}")
+        run, outcome = self.system.run(args, self._on_line, control or self._control, self._on_lock_wait)
+        for line in run.stderr.splitlines():
+            self._log(line, logging.WARNING if run.rc else logging.INFO)
+        if run.lock_waits:
+            self._log(f"waited for opkg's lock {run.lock_waits} time(s)")
+        return run, outcome
+
+    def _on_line(self, line: str) -> None:
+        self._log(line)
+        event = parse_progress_line(line)
+        if event is not None and self._steps is not None:
+            step = self._steps.advance(event)
+            if step is not None:
+                self.set_progress(*step)
+
+    def _on_lock_wait(self, waited: float) -> None:
+        self.set_progress(self.progress.fraction,
+                          f"waiting for opkg's lock (another process is using opkg, {waited:.0f}s)")
+
+    def _log(self, line: str, level: int = logging.INFO) -> None:
+        if self._logger is not None:
+            self._logger.log(level, "%s", line)
+
+    def _check_stopped(self, result: dict) -> None:
+        if self._control.stopped:
+            code = errors.TIMEOUT if self._control.reason == "timeout" else errors.CANCELLED
+            raise JobError(f"{self._control.reason} while running opkg", code, result)
+
+    def _dest_args(self, dest: str) -> list[str]:
+        return ["-d", dest] if dest else []
+
+
+class InstallDependenciesJob(OpkgJob):
+    """Install opkg packages (and their dependencies), all or nothing."""
+
+    job_type = "install"
+
+    def __init__(self, system: OpkgSystem, packages: list[str], dest: str | None = None,
+                 update: str = "auto", atomic: bool = True, **options: Any) -> None:
+        super().__init__(system, **options)
+        self.packages = validate_package_names(packages)
+        self.dest = _valid_dest(dest if dest is not None else system.default_dest)
+        if update not in UPDATE_CHOICES:
+            raise JobError(f"update must be one of {', '.join(UPDATE_CHOICES)}", errors.INVALID_FIELD)
+        self.update, self.atomic = update, atomic
+        self._updated = False
+
+    def params(self) -> dict:
+        return {"packages": self.packages, "dest": self.dest, "update": self.update, "atomic": self.atomic}
+
+    def dedup_key(self) -> tuple:
+        return ("install", self.dest, tuple(sorted(self.packages)))
+
+    def do_work(self, logger: logging.Logger) -> dict:
+        self._logger = logger
+        before = self.system.installed()
+        present = [p for p in self.packages if _fully_installed(before, p)]
+        missing = [p for p in self.packages if p not in present]
+        result: dict = {"installed": [], "dependencies": [], "already_present": present,
+                        "failed": {}, "rolled_back": [], "updated_lists": False}
+        if not missing:
+            self._log(f"already installed: {', '.join(present)}")
+            return result
+        self._prepare(missing, result)
+        outcome = self._install(missing, before, result)
+        return self._conclude(missing, before, outcome, result)
+
+    def _prepare(self, missing: list[str], result: dict) -> None:
+        self.set_progress(0.0, f"installing {', '.join(missing)}")
+        if self.update == "always" or (self.update == "auto" and self.system.lists_are_stale()):
+            self._update_lists(result)
+        self._check_space(missing)
+
+    def _update_lists(self, result: dict) -> None:
+        self.set_progress(self.progress.fraction, "updating package lists")
+        run, outcome = self._opkg(["update"])
+        self._check_stopped(result)
+        self._updated = result["updated_lists"] = True
+        if run.rc != 0:
+            self._log(f"opkg update: {run.rc} feed(s) failed; trying with the lists we have", logging.WARNING)
+
+    def _check_space(self, missing: list[str]) -> None:
+        shortfall = self.system.space_shortfall(missing, self.dest)
+        if shortfall is not None:
+            needed, free, path = shortfall
+            raise JobError(f"not enough space: {', '.join(missing)} need {needed} KiB, "
+                           f"only {free} KiB free on {path}; nothing was changed", errors.INSUFFICIENT_SPACE,
+                           {"installed": [], "failed": {p: errors.INSUFFICIENT_SPACE for p in missing}})
+
+    def _install(self, missing: list[str], before: dict, result: dict) -> OpkgOutcome:
+        plan = packages_to_install(missing, before, self.system.available())
+        self._steps = StepProgress(len(plan) if plan else len(missing), start=self.progress.fraction or 0.0)
+        force = ["--force-reinstall"] if any(p in before for p in missing) else []
+        args = [*self._dest_args(self.dest), *force, "install", *missing]
+        run, outcome = self._opkg(args)
+        if not outcome.ok and outcome.suggests_update and not self._updated and self.update != "never" \
+                and not self._control.stopped:
+            self._log("opkg suggests the package lists are stale: updating them and retrying once")
+            self._update_lists(result)
+            run, outcome = self._opkg(args)
+        return outcome
+
+    def _conclude(self, missing: list[str], before: dict, outcome: OpkgOutcome, result: dict) -> dict:
+        after = self.system.installed()
+        new = [name for name in after if name not in before]
+        result["installed"] = [p for p in missing if _fully_installed(after, p)]
+        result["dependencies"] = sorted(p for p in new if p not in missing and _fully_installed(after, p))
+        failed = {p: outcome.failures.get(p) or outcome.code or errors.VERIFY_FAILED
+                  for p in missing if not _fully_installed(after, p)}
+        if not failed and not self._control.stopped:
+            self.set_progress(CEILING, "installed " + ", ".join(missing))
+            return result
+        result["failed"] = failed
+        raise self._failure(new, outcome, result)
+
+    def _failure(self, new: list[str], outcome: OpkgOutcome, result: dict) -> JobError:
+        """Roll back if atomic, then the error to raise (cancel/timeout win)."""
+        if self.atomic and new:
+            result["rolled_back"] = self._roll_back(new)
+            result["installed"], result["dependencies"] = [], []
+        self._check_stopped(result)
+        code = outcome.code or errors.VERIFY_FAILED
+        message = outcome.message if not outcome.ok else (
+            f"opkg reported success but {', '.join(result['failed'])} is not installed (half-configured?)")
+        if result["rolled_back"]:
+            message += f"\nRolled back: {', '.join(result['rolled_back'])}"
+        return JobError(message, code, result)
+
+    def _roll_back(self, new: list[str]) -> list[str]:
+        """Remove what this job installed (its own run: works after a cancel)."""
+        self.set_progress(self.progress.fraction, "rolling back " + ", ".join(new))
+        self._log(f"rolling back: removing {', '.join(new)}")
+        self._opkg(["remove", "--force-depends", *new], control=RunControl())
+        still = self.system.which_installed(new)
+        return [p for p in new if still.get(p) is None]
+
+
+class UninstallDependenciesJob(OpkgJob):
+    """Remove opkg packages (by default with their orphaned dependencies)."""
+
+    job_type = "uninstall"
+
+    def __init__(self, system: OpkgSystem, packages: list[str], autoremove: bool = True,
+                 force: bool = False, **options: Any) -> None:
+        super().__init__(system, **options)
+        self.packages = validate_package_names(packages)
+        self.autoremove, self.force = autoremove, force
+
+    def params(self) -> dict:
+        return {"packages": self.packages, "autoremove": self.autoremove, "force": self.force}
+
+    def dedup_key(self) -> tuple:
+        return ("uninstall", tuple(sorted(self.packages)))
+
+    def do_work(self, logger: logging.Logger) -> dict:
+        self._logger = logger
+        before = self.system.installed()
+        present = [p for p in self.packages if p in before]
+        absent = [p for p in self.packages if p not in before]
+        result: dict = {"removed": [], "autoremoved": [], "not_installed": absent}
+        if not present:
+            self._log(f"not installed: {', '.join(self.packages)}")
+            return result
+        self._steps = StepProgress(len(present), steps=1)
+        flags = (["--autoremove"] if self.autoremove else []) + (["--force-depends"] if self.force else [])
+        _, outcome = self._opkg([*flags, "remove", *present])
+        after = self.system.installed()
+        result["removed"] = [p for p in present if p not in after]
+        result["autoremoved"] = sorted(p for p in before if p not in after and p not in present)
+        self._check_stopped(result)
+        left = [p for p in present if p in after]
+        if left:
+            raise JobError(_uninstall_error(outcome, left), outcome.code or errors.OPKG_FAILED,
+                           result | {"dependents": outcome.dependents})
+        return result
+
+
+class UpdatePackageListsJob(OpkgJob):
+    """Refresh the package lists (``opkg update``)."""
+
+    job_type = "update"
+
+    def dedup_key(self) -> tuple:
+        return ("update",)
+
+    def do_work(self, logger: logging.Logger) -> dict:
+        self._logger = logger
+        feeds = self.system.conf().feed_names()
+        self._steps = StepProgress(len(feeds) or 1, steps=1)
+        run, outcome = self._opkg(["update"])
+        result = {"feeds": len(feeds), "failed_feeds": run.rc if run.rc > 0 else 0}
+        self._check_stopped(result)
+        if run.rc != 0:
+            raise JobError(outcome.message, outcome.code or errors.DOWNLOAD_FAILED, result)
+        return result
+
+
+# ----------------------------------------------------------------- helpers
+def _fully_installed(installed: dict, name: str) -> bool:
+    package = installed.get(name)
+    return package is not None and package.state == "installed"
+
+
+def _valid_dest(dest: str | None) -> str:
+    if not dest:
+        return ""
+    # A dest name is only ever a word from opkg.conf; never an option.
+    validate_package_name(dest)
+    return dest
+
+
+def _uninstall_error(outcome: OpkgOutcome, left: list[str]) -> str:
+    if outcome.dependents:
+        needed = "; ".join(f"{p} is needed by {', '.join(d)}" for p, d in outcome.dependents.items())
+        return f"cannot remove {', '.join(left)}: {needed} (use force to remove anyway)\n{outcome.message}"
+    return outcome.message if not outcome.ok else f"{', '.join(left)} still installed after opkg remove"
+
+
+# ------------------------------------------------------------ registration
+def register_opkg_jobs(registry: JobTypeRegistry, system: OpkgSystem, default_timeout: float | None) -> None:
+    """Add ``install``, ``uninstall`` and ``update`` to a daemon's catalogue."""
+
+    def install(params: dict) -> Job:
+        p = Params(params, "install")
+        job = InstallDependenciesJob(system, p.take("packages", list), dest=p.take("dest", str, None),
+                                     update=p.choice("update", UPDATE_CHOICES, "auto"),
+                                     atomic=p.take("atomic", bool, True), **_common(p, default_timeout))
+        p.finish()
+        return job
+
+    def uninstall(params: dict) -> Job:
+        p = Params(params, "uninstall")
+        job = UninstallDependenciesJob(system, p.take("packages", list), autoremove=p.take("autoremove", bool, True),
+                                       force=p.take("force", bool, False), **_common(p, default_timeout))
+        p.finish()
+        return job
+
+    def update(params: dict) -> Job:
+        p = Params(params, "update")
+        job = UpdatePackageListsJob(system, **_common(p, default_timeout))
+        p.finish()
+        return job
+
+    common = {"timeout": "seconds before the job is stopped (default: daemon.job_timeout)",
+              "max_retries": "re-runs after a failure (default 0)", "retry_delay": "seconds between re-runs"}
+    registry.register("install", install, "Install opkg packages and their dependencies (all or nothing).",
+                      {"packages": "list of package names", "dest": "opkg destination, e.g. sd",
+                       "update": "auto | always | never: refresh package lists first",
+                       "atomic": "roll back on failure (default true)", **common})
+    registry.register("uninstall", uninstall, "Remove opkg packages.",
+                      {"packages": "list of package names", "autoremove": "also remove orphaned dependencies "
+                       "(default true)", "force": "remove even if other packages depend on them", **common})
+    registry.register("update", update, "Refresh the opkg package lists (opkg update).", common)
+
+
+def _common(p: Params, default_timeout: float | None) -> dict:
+    return {"timeout": p.positive("timeout", default_timeout),
+            "max_retries": int(p.take("max_retries", int, 0)), "retry_delay": p.take("retry_delay", float, 0.0)}
