@@ -610,7 +610,8 @@ def _message(rc: int, ok: bool, errors: list[OpkgError]) -> str:
 
 
 def _with_lines(head: str, errors: list[OpkgError]) -> str:
-    text = " ".join([head, *(f"* {' '.join(error.message.split())}" for error in errors)])
+    # One line per opkg error, as opkg printed it: a UI shows them as they are.
+    text = "\n".join([head, *(f" * {' '.join(error.message.split())}" for error in errors)])
     if len(text) <= _MAX_MESSAGE:
         return text
     return text[:_MAX_MESSAGE - 3] + "..."

@@ -168,7 +168,7 @@ def test_unknown_package() -> None:
     assert outcome.code == UNKNOWN_PACKAGE
     assert outcome.failures == {"nosuchpkg": UNKNOWN_PACKAGE}
     assert outcome.message == (
-        "opkg failed (exit 255): * opkg_install_cmd: Cannot install package nosuchpkg."
+        "opkg failed (exit 255):\n * opkg_install_cmd: Cannot install package nosuchpkg."
     )
     assert outcome.errors == [
         OpkgError(UNKNOWN_PACKAGE, "nosuchpkg", "opkg_install_cmd: Cannot install package nosuchpkg.",
@@ -316,7 +316,7 @@ def test_modified_conffile_on_reinstall_is_success() -> None:
     outcome = summarize(0, INSTALL_OK[:2] + ["Configuring myapp."], stderr)
     assert outcome.ok and outcome.code is None and outcome.failures == {}
     assert [error.code for error in outcome.errors] == [None]
-    assert outcome.message.startswith("opkg succeeded with notices: * resolve_conffiles: Existing")
+    assert outcome.message.startswith("opkg succeeded with notices:\n * resolve_conffiles: Existing")
 
 
 @pytest.mark.parametrize(
@@ -346,7 +346,7 @@ def test_remove_with_dependents() -> None:
     assert len(outcome.errors) == 1  # the advice lines belong to the one error
     assert "--force-removal-of-dependent-packages" in outcome.errors[0].message
     assert outcome.message.startswith(
-        "opkg failed (exit 255): * print_dependents_warning: Package mylib is depended upon by "
+        "opkg failed (exit 255):\n * print_dependents_warning: Package mylib is depended upon by "
         "packages: myapp otherapp These might cease")
 
 
@@ -422,7 +422,7 @@ def test_lock_busy() -> None:
     outcome = summarize(255, [], stderr)
     assert outcome.code == LOCK_BUSY
     assert outcome.failures == {}
-    assert outcome.message == ("opkg failed (exit 255): * opkg_conf_load: Could not lock "
+    assert outcome.message == ("opkg failed (exit 255):\n * opkg_conf_load: Could not lock "
                                "/var/lock/opkg.lock: Resource temporarily unavailable.")
 
 
@@ -439,7 +439,7 @@ def test_bad_usage() -> None:
     outcome = summarize(1, ["usage: opkg [options...] sub-command [arguments...]"],
                         "opkg must have one sub-command argument\n")
     assert outcome.code == OPKG_FAILED
-    assert outcome.message == "opkg failed (exit 1): * opkg must have one sub-command argument"
+    assert outcome.message == "opkg failed (exit 1):\n * opkg must have one sub-command argument"
 
 
 def test_failure_without_any_output() -> None:
@@ -451,7 +451,7 @@ def test_failure_without_any_output() -> None:
 def test_killed_opkg_with_unknown_package_from_stdout_only() -> None:
     outcome = summarize(-9, ["Unknown package 'nosuchpkg'."], "")
     assert outcome.code == UNKNOWN_PACKAGE
-    assert outcome.message.startswith("opkg was killed by signal 9: * Unknown package")
+    assert outcome.message.startswith("opkg was killed by signal 9:\n * Unknown package")
 
 
 def test_out_of_space_write_fails_even_with_exit_0() -> None:
@@ -464,7 +464,7 @@ def test_out_of_space_write_fails_even_with_exit_0() -> None:
 def test_unrecognised_stderr_with_exit_0_is_a_notice() -> None:
     outcome = summarize(0, [], "something odd happened\n")
     assert outcome.ok
-    assert outcome.message == "opkg succeeded with notices: * something odd happened"
+    assert outcome.message == "opkg succeeded with notices:\n * something odd happened"
 
 
 def test_errors_merged_into_stdout_are_found() -> None:
@@ -473,7 +473,7 @@ def test_errors_merged_into_stdout_are_found() -> None:
     outcome = summarize(255, stdout, "")
     assert outcome.code == UNKNOWN_PACKAGE
     assert outcome.message == (
-        "opkg failed (exit 255): * opkg_install_cmd: Cannot install package nosuchpkg."
+        "opkg failed (exit 255):\n * opkg_install_cmd: Cannot install package nosuchpkg."
     )
 
 

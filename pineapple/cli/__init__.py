@@ -1,0 +1,1 @@
+"""The ``pineapple-jobs`` command line client."""

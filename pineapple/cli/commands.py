@@ -1,0 +1,156 @@
+"""What each ``pineapple-jobs`` command does."""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from ..api.client import JobClient
+from .render import ProgressView, describe_job, dump_json, table
+
+EXIT_OK, EXIT_FAILED = 0, 1
+# Error codes that mean "you asked wrongly" (exit 2) rather than "it failed".
+USAGE_CODES = frozenset(("invalid_package_name", "invalid_field", "missing_field", "unknown_action",
+                         "unknown_job_type", "invalid_request"))
+
+
+def run(client: JobClient, args: argparse.Namespace) -> int:
+    return COMMANDS[args.command](client, args)
+
+
+# ------------------------------------------------------------------ jobs
+def install(client: JobClient, args: argparse.Namespace) -> int:
+    options = {"dest": args.dest, "update": args.update, "timeout": args.job_timeout}
+    if args.no_atomic:
+        options["atomic"] = False
+    return _submitted(client, args, client.install(args.packages, **options))
+
+
+def uninstall(client: JobClient, args: argparse.Namespace) -> int:
+    options: dict[str, Any] = {"timeout": args.job_timeout}
+    if args.no_autoremove:
+        options["autoremove"] = False
+    if args.force:
+        options["force"] = True
+    return _submitted(client, args, client.uninstall(args.packages, **options))
+
+
+def update(client: JobClient, args: argparse.Namespace) -> int:
+    return _submitted(client, args, client.update(timeout=args.job_timeout))
+
+
+def _submitted(client: JobClient, args: argparse.Namespace, answer: dict) -> int:
+    if not args.wait:
+        if args.json:
+            dump_json(answer)
+        else:
+            note = " (already queued or running: same job)" if answer.get("duplicate") else ""
+            print(f"{answer['job_id']}{note}")
+        return EXIT_OK
+    if not args.json:
+        print(f"job {answer['job_id']}", file=sys.stderr)
+    return _watch(client, args, answer["job_id"])
+
+
+def follow(client: JobClient, args: argparse.Namespace) -> int:
+    return _watch(client, args, args.job_id)
+
+
+def _watch(client: JobClient, args: argparse.Namespace, job_id: str) -> int:
+    view = None if args.json else ProgressView()
+    final = client.wait(job_id, on_event=dump_json if args.json else view.event)
+    if not args.json:
+        print(describe_job(final))
+    return EXIT_OK if final.get("state") == "succeeded" else EXIT_FAILED
+
+
+# --------------------------------------------------------------- queries
+def status(client: JobClient, args: argparse.Namespace) -> int:
+    job = client.get(args.job_id)
+    if args.json:
+        dump_json(job)
+        return EXIT_OK
+    print(describe_job(job))
+    if args.log:
+        print("\n".join(f"  | {line}" for line in job.get("log", [])))
+    return EXIT_OK
+
+
+def list_jobs(client: JobClient, args: argparse.Namespace) -> int:
+    page = client.list(state=args.state, type=args.type, package=args.package, offset=args.offset, limit=args.limit)
+    if args.json:
+        dump_json(page)
+        return EXIT_OK
+    rows = [[j["job_id"], j["type"], j["state"], _fraction(j), " ".join(j.get("params", {}).get("packages", []))]
+            for j in page["jobs"]]
+    print(table(rows, ["JOB", "TYPE", "STATE", "PROGRESS", "PACKAGES"]))
+    print(f"{len(rows)} of {page['total']} job(s)")
+    return EXIT_OK
+
+
+def cancel(client: JobClient, args: argparse.Namespace) -> int:
+    return _simple(args, client.cancel(args.job_id), lambda a: (
+        f"cancel requested for {a['job_id']}" if a["cancelled"] else a.get("message", "")))
+
+
+def remove(client: JobClient, args: argparse.Namespace) -> int:
+    return _simple(args, client.remove(args.job_id), lambda a: f"removed {a['job_id']}")
+
+
+def prune(client: JobClient, args: argparse.Namespace) -> int:
+    return _simple(args, client.prune(), lambda a: f"removed {a['removed']} finished job(s)")
+
+
+def ping(client: JobClient, args: argparse.Namespace) -> int:
+    return _simple(args, client.ping(), lambda a: f"pong (pineapple-jobd {a['version']})")
+
+
+def stats(client: JobClient, args: argparse.Namespace) -> int:
+    def human(a: dict) -> str:
+        jobs = ", ".join(f"{state} {n}" for state, n in a["jobs"].items() if n) or "none"
+        return (f"pineapple-jobd {a['version']} pid {a['pid']}, up {a['uptime']:.0f}s, "
+                f"RSS {(a['rss_kib'] or 0) / 1024:.1f} MiB, {a['workers']} workers, "
+                f"{a['connections']} connection(s)\njobs: {jobs}")
+    return _simple(args, client.stats(), human)
+
+
+def installed(client: JobClient, args: argparse.Namespace) -> int:
+    answer = client.installed(args.packages)
+    if args.json:
+        dump_json(answer)
+    else:
+        print(table([[name, version or "-"] for name, version in answer.items()], ["PACKAGE", "INSTALLED"]))
+    return EXIT_OK if all(answer.values()) else EXIT_FAILED
+
+
+def types(client: JobClient, args: argparse.Namespace) -> int:
+    catalogue = client.job_types()
+    if args.json:
+        dump_json(catalogue)
+        return EXIT_OK
+    for job_type in catalogue:
+        print(f"{job_type['name']}: {job_type['description']}")
+        for param, text in job_type["params"].items():
+            print(f"    {param}: {text}")
+    return EXIT_OK
+
+
+def _simple(args: argparse.Namespace, answer: Any, human: Callable[[Any], str]) -> int:
+    if args.json:
+        dump_json(answer)
+    else:
+        print(human(answer))
+    return EXIT_OK
+
+
+def _fraction(job: dict) -> str:
+    fraction = (job.get("progress") or {}).get("fraction")
+    return "-" if fraction is None else f"{fraction * 100:.0f}%"
+
+
+COMMANDS: dict[str, Callable[[JobClient, argparse.Namespace], int]] = {
+    "install": install, "uninstall": uninstall, "update": update, "follow": follow,
+    "status": status, "list": list_jobs, "cancel": cancel, "remove": remove, "prune": prune,
+    "ping": ping, "stats": stats, "installed": installed, "types": types,
+}

@@ -1,0 +1,97 @@
+"""``pineapple-jobs``: install, remove and watch opkg jobs of pineapple-jobd."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from .. import __version__
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+
+EPILOG = """\
+exit codes:
+  0  success (the job succeeded, or the request was answered)
+  1  the job failed or was cancelled, or the daemon refused the request
+  2  usage error
+  3  the daemon is unreachable
+
+The socket is --socket, else $PINEAPPLE_JOBD_SOCKET, else daemon.socket in
+/etc/config/pineapple-jobd, else /var/run/pineapple-jobd.sock.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pineapple-jobs", description=__doc__,
+                                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--socket", help="daemon socket path")
+    parser.add_argument("--json", action="store_true", help="machine-readable output (one JSON value per line)")
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for each answer (default 10)")
+    parser.add_argument("--version", action="version", version=f"pineapple-jobs {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _job_commands(sub)
+    _query_commands(sub)
+    return parser
+
+
+def _job_commands(sub: Any) -> None:
+    install = sub.add_parser("install", help="install packages")
+    install.add_argument("packages", nargs="+", metavar="PKG")
+    install.add_argument("--dest", help="opkg destination, e.g. sd")
+    install.add_argument("--update", choices=("auto", "always", "never"), help="refresh package lists first")
+    install.add_argument("--no-atomic", action="store_true", help="keep what was installed when a package fails")
+    uninstall = sub.add_parser("uninstall", help="remove packages")
+    uninstall.add_argument("packages", nargs="+", metavar="PKG")
+    uninstall.add_argument("--no-autoremove", action="store_true", help="keep orphaned dependencies")
+    uninstall.add_argument("--force", action="store_true", help="remove even if other packages depend on them")
+    update = sub.add_parser("update", help="refresh the package lists")
+    for command in (install, uninstall, update):
+        command.add_argument("--wait", action="store_true", help="follow the job until it ends")
+        command.add_argument("--job-timeout", type=float, help="seconds before the job is stopped")
+
+
+def _query_commands(sub: Any) -> None:
+    status = sub.add_parser("status", help="show a job")
+    status.add_argument("job_id")
+    status.add_argument("--log", action="store_true", help="include the log tail")
+    listing = sub.add_parser("list", help="list jobs, newest first")
+    listing.add_argument("--state", action="append", help="filter by state (repeatable)")
+    listing.add_argument("--type", help="filter by job type")
+    listing.add_argument("--package", help="jobs naming this package")
+    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--offset", type=int, default=0)
+    follow = sub.add_parser("follow", help="stream a job's progress and log until it ends")
+    follow.add_argument("job_id")
+    for name, text in (("cancel", "cancel a job"), ("remove", "forget a finished job")):
+        sub.add_parser(name, help=text).add_argument("job_id")
+    installed = sub.add_parser("installed", help="which of these packages are installed")
+    installed.add_argument("packages", nargs="+", metavar="PKG")
+    sub.add_parser("prune", help="forget every finished job")
+    sub.add_parser("ping", help="is the daemon there?")
+    sub.add_parser("stats", help="daemon statistics")
+    sub.add_parser("types", help="job types the daemon can run")
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ..api.client import DaemonUnavailable, JobClient
+    from ..api.protocol import ApiError
+    from . import commands
+
+    args = build_parser().parse_args(argv)
+    client = JobClient(args.socket, timeout=args.timeout)
+    try:
+        return commands.run(client, args)
+    except DaemonUnavailable as exc:
+        print(f"pineapple-jobs: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except ApiError as exc:
+        print(f"pineapple-jobs: {exc.message} ({exc.code})", file=sys.stderr)
+        return EXIT_USAGE if exc.code in commands.USAGE_CODES else EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        client.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""Fixtures shared by the whole suite: they build real things (a sandbox
+opkg root with a real feed, a daemon process on a temporary socket)."""
+from __future__ import annotations
+
+import pathlib
+
+import pytest
+
+from devtools.sandbox import PackageSpec, Sandbox
+from tests.fixtures.daemon import DaemonProcess
+
+POSTINST_FAIL = 3
+
+
+def feed_packages() -> list[PackageSpec]:
+    """The feed most opkg and daemon tests install from."""
+    return [
+        PackageSpec("libc", "1.2.4-4"),
+        PackageSpec("mylib", "1.0-1", depends=["libc"]),
+        PackageSpec("myapp", "1.2.3-1", depends=["mylib"],
+                    files={"/usr/bin/myapp": (b"#!/bin/sh\necho myapp\n", 0o755)}),
+        PackageSpec("otherapp", "2.0-1", depends=["mylib"]),
+        PackageSpec("tool-a", "1.0-1", depends=["libc"]),
+        PackageSpec("tool-b", "1.0-1", depends=["libc"]),
+        PackageSpec("tool-c", "1.0-1", depends=["libc"]),
+        PackageSpec("failpkg", "1.0-1", depends=["libc"], extra={"X-Standin-Postinst-Exit": str(POSTINST_FAIL)}),
+        PackageSpec("bigpkg", "1.0-1", installed_size=4 * 1024**4),
+        PackageSpec("broken", "1.0-1", depends=["does-not-exist"]),
+    ]
+
+
+@pytest.fixture
+def sandbox(tmp_path: pathlib.Path) -> Sandbox:
+    """A sandbox root with the feed above, lists fresh and libc installed."""
+    return Sandbox.create(tmp_path / "sb", packages=feed_packages(), installed=["libc"])
+
+
+@pytest.fixture
+def start_daemon(tmp_path: pathlib.Path, sandbox: Sandbox):
+    """Factory: ``start_daemon(extra_args=[...], env={...})`` -> a running
+    :class:`DaemonProcess`; every daemon started is killed at teardown."""
+    started: list[DaemonProcess] = []
+
+    def start(extra_args: list[str] | None = None, env: dict[str, str] | None = None,
+              wait: bool = True, work_dir: pathlib.Path | None = None) -> DaemonProcess:
+        work = work_dir or tmp_path / f"daemon{len(started)}"
+        work.mkdir(parents=True, exist_ok=True)
+        daemon = DaemonProcess(sandbox, work, extra_args, env)
+        started.append(daemon)
+        return daemon.start(wait=wait)
+
+    yield start
+    for daemon in started:
+        daemon.close()
+
+
+@pytest.fixture
+def daemon(start_daemon) -> DaemonProcess:
+    """One daemon with default settings."""
+    return start_daemon()
