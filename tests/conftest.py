@@ -58,3 +58,15 @@ def start_daemon(tmp_path: pathlib.Path, sandbox: Sandbox):
 def daemon(start_daemon) -> DaemonProcess:
     """One daemon with default settings."""
     return start_daemon()
+
+
+@pytest.fixture
+def broker():
+    """A real mosquitto on 127.0.0.1 (a free port), stopped at teardown."""
+    from tests.fixtures.broker import MOSQUITTO, Broker
+
+    if not pathlib.Path(MOSQUITTO).exists():
+        pytest.fail("mosquitto is not installed (apt-get install mosquitto; .ci/run does it)")
+    instance = Broker().start()
+    yield instance
+    instance.close()

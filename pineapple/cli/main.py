@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _job_commands(sub)
     _query_commands(sub)
+    _fleet_commands(sub)
     return parser
 
 
@@ -72,12 +73,35 @@ def _query_commands(sub: Any) -> None:
     sub.add_parser("types", help="job types the daemon can run")
 
 
+def _fleet_commands(sub: Any) -> None:
+    fleet = sub.add_parser("fleet", help="roll a job out to many devices through an MQTT broker",
+                           description="Send a job to many devices' pineapple-jobd (mqtt.commands on) "
+                                       "and follow it: a live per-device table, then a summary.")
+    actions = fleet.add_subparsers(dest="fleet_action", required=True, metavar="ACTION")
+    for name in ("install", "uninstall"):
+        action = actions.add_parser(name, help=f"{name} packages on every device")
+        action.add_argument("packages", nargs="+", metavar="PKG")
+        action.add_argument("--broker", required=True, help="MQTT broker host")
+        action.add_argument("--port", type=int, default=1883)
+        action.add_argument("--devices", help="comma-separated device ids (default: every device seen online)")
+        action.add_argument("--wait-timeout", type=float, default=300.0,
+                            help="seconds to wait for every device (default 300)")
+        action.add_argument("--username", default="")
+        action.add_argument("--password", default="")
+        action.add_argument("--ca-file", default="", help="CA certificate: use TLS")
+        action.add_argument("--root", default="pineapple", help="topic root (devices publish under ROOT/<id>)")
+
+
 def main(argv: list[str] | None = None) -> int:
     from ..api.client import DaemonUnavailable, JobClient
     from ..api.protocol import ApiError
     from . import commands
 
     args = build_parser().parse_args(argv)
+    if args.command == "fleet":
+        from .fleet import run_fleet
+
+        return run_fleet(args)
     client = JobClient(args.socket, timeout=args.timeout)
     try:
         return commands.run(client, args)

@@ -11,15 +11,20 @@ line is skipped with a warning.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
 import threading
-from pathlib import Path
 
 log = logging.getLogger("pineapple.jobs")
 
 JOURNAL_NAME = "jobs.journal"
+LOCK_NAME = "jobs.lock"
+
+
+class JournalBusy(OSError):
+    """Another process (or manager) has this state directory open."""
 DEFAULT_MAX_BYTES = 512 * 1024
 
 
@@ -27,20 +32,22 @@ class JobJournal:
     """Append-only, self-compacting store of job records keyed by ``id``."""
 
     def __init__(self, state_dir: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
-        self.dir = Path(state_dir)
-        self.path = self.dir / JOURNAL_NAME
+        self.dir = os.fspath(state_dir)
+        self.path = os.path.join(self.dir, JOURNAL_NAME)
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
         self._live: dict[str, str] = {}  # id -> its latest line, for compaction
         self._size = 0
         self._live_bytes = 0
         self._file = None
+        self._lock_fd: int | None = None
         self.skipped = 0
 
     def load(self) -> list[dict]:
         """Read the journal (skipping bad lines) and open it for appending.
         Returns the latest record of every live job, oldest first."""
-        self.dir.mkdir(parents=True, exist_ok=True)
+        os.makedirs(self.dir, exist_ok=True)
+        self._take_lock()
         records = self._read_records()
         self._live = {job_id: _dumps(rec) for job_id, rec in records.items()}
         self._live_bytes = sum(len(line) + 1 for line in self._live.values())
@@ -65,15 +72,29 @@ class JobJournal:
                 self._append(_dumps({"job_id": job_id, "removed": True}))
 
     def close(self) -> None:
+        """Stop writing and release the state directory."""
         with self._lock:
             if self._file is not None:
                 self._file.close()
                 self._file = None
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+                self._lock_fd = None
 
     def __len__(self) -> int:
         return len(self._live)
 
     # ----------------------------------------------------------- internals
+    def _take_lock(self) -> None:
+        # Two writers would interleave and compact each other's records away.
+        fd = os.open(os.path.join(self.dir, LOCK_NAME), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise JournalBusy(f"state directory {self.dir} is in use by another job manager") from None
+        self._lock_fd = fd
+
     def _append(self, line: str) -> None:
         if self._file is None:
             return  # not loaded or closed: nothing is persisted
@@ -91,20 +112,21 @@ class JobJournal:
         """Compaction: write the live lines to a temp file, fsync, rename."""
         if self._file is not None:
             self._file.close()
-        tmp = self.path.with_suffix(".tmp")
+        tmp = self.path + ".tmp"
         with open(tmp, "w", encoding="utf-8") as out:
             for line in self._live.values():
                 out.write(line + "\n")
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, self.path)
-        self._size = self.path.stat().st_size
+        self._size = os.path.getsize(self.path)
         self._file = open(self.path, "a", encoding="utf-8")
 
     def _read_records(self) -> dict[str, dict]:
         records: dict[str, dict] = {}
         try:
-            raw = self.path.read_bytes()
+            with open(self.path, "rb") as handle:
+                raw = handle.read()
         except FileNotFoundError:
             return records
         for number, line in enumerate(raw.split(b"\n"), 1):

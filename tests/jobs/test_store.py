@@ -4,7 +4,7 @@ import logging
 import pytest
 
 from pineapple.jobs import FakeClock, JobManager
-from pineapple.jobs.store import JOURNAL_NAME, JobJournal
+from pineapple.jobs.store import JOURNAL_NAME, JobJournal, JournalBusy
 
 from .helpers import WAIT, BlockingJob, FailJob, ReturnJob
 
@@ -20,7 +20,9 @@ def test_restart_turns_active_jobs_into_interrupted(tmp_path):
     running_id = first.execute_job(running)
     assert running.started.wait(WAIT)
     queued_id = first.execute_job(ReturnJob())
-    # "crash": the first manager is never shut down; a new one opens the same state
+    # "crash": the first manager is never shut down; its journal is let go the way
+    # a dying process lets go of its file lock, and a new manager opens the state.
+    first._journal.close()
     second = JobManager(state_dir=tmp_path, clock=clock)
     for job_id, was in ((running_id, "running"), (queued_id, "queued")):
         job = second.get_job(job_id, remove_if_complete=False)
@@ -93,6 +95,14 @@ def test_journal_compacts_and_stays_bounded(tmp_path):
     manager.shutdown()
     records = JobJournal(tmp_path).load()
     assert len(records) == 10 and all(r["state"] == "succeeded" for r in records)
+
+
+def test_a_state_dir_has_one_writer(tmp_path):
+    first = JobManager(state_dir=tmp_path)
+    with pytest.raises(JournalBusy):
+        JobManager(state_dir=tmp_path)
+    first.shutdown()
+    JobManager(state_dir=tmp_path).shutdown()
 
 
 def test_unwritable_state_is_reported_not_swallowed(tmp_path):

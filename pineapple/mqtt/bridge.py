@@ -1,0 +1,178 @@
+"""The daemon's MQTT side: job events published to the broker, commands
+taken from it. The broker being down, slow or restarted never blocks or
+fails a job: events are handed to a :class:`PublishBuffer` on the job-event
+thread, and paho's own network thread does the talking.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from ..api import actions
+from ..api.protocol import INVALID_JSON, INVALID_REQUEST, ApiError
+from ..jobs.events import LOG, PROGRESS, REMOVED, STATE, JobEvent
+from .buffer import Message, PublishBuffer
+from .topics import ERROR_REF, REF_PATTERN, Topics, device_id
+
+log = logging.getLogger("pineapple.mqtt")
+
+STATE_QOS = 1
+RECONNECT_MAX = 30
+SWEEP_SECONDS = 3.0  # how long to listen for stale retained states after connecting
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class MqttBridge:
+    """Publishes every job's state/progress/log and serves submit/cancel commands."""
+
+    def __init__(self, service: Any, settings: Any) -> None:
+        import paho.mqtt.client as mqtt  # lazy: only when MQTT is enabled
+
+        self.service = service
+        self.settings = settings
+        self.device = device_id(settings.device_id)
+        self.topics = Topics.for_device(self.device, settings.topic_prefix)
+        self.buffer = PublishBuffer(settings.buffer)
+        self.connected = False
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
+                                  client_id=settings.client_id or f"pineapple-jobd-{self.device}",
+                                  protocol=mqtt.MQTTv311, clean_session=True)
+        self._configure(mqtt)
+        self._unsubscribe = None
+
+    def _configure(self, mqtt: Any) -> None:
+        s, c = self.settings, self.client
+        if s.username:
+            c.username_pw_set(s.username, s.password or None)
+        if s.ca_file:
+            c.tls_set(ca_certs=s.ca_file)
+        c.will_set(self.topics.status, b"offline", qos=1, retain=True)
+        c.reconnect_delay_set(1, RECONNECT_MAX)
+        c.max_queued_messages_set(max(100, s.buffer))
+        c.on_connect, c.on_disconnect = self._on_connect, self._on_disconnect
+        c.on_publish, c.on_message = self._on_publish, self._on_message
+
+    # ------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        """Connect in the background (never blocks on a dead broker)."""
+        self._unsubscribe = self.service.manager.add_listener(self._on_job_event)
+        for job in reversed(self.service.manager.list_jobs()):
+            self.buffer.add_state(self._state_message(job.id, job.summary()))
+        self.client.connect_async(self.settings.host, self.settings.port, self.settings.keepalive)
+        self.client.loop_start()
+        log.info("MQTT: publishing to %s:%s under %s", self.settings.host, self.settings.port, self.topics.prefix)
+
+    def stop(self) -> None:
+        """Say ``offline``, disconnect, stop paho's thread."""
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        if self.connected:
+            info = self.client.publish(self.topics.status, b"offline", qos=1, retain=True)
+            info.wait_for_publish(2.0)
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def status(self) -> dict:
+        return {"connected": self.connected, "prefix": self.topics.prefix,
+                "pending_states": self.buffer.pending_states(), "dropped": self.buffer.dropped}
+
+    # --------------------------------------------------------- job events
+    def _on_job_event(self, event: JobEvent) -> None:
+        if event.kind == STATE:
+            self.buffer.add_state(self._state_message(event.job_id, event.data))
+        elif event.kind == REMOVED:
+            self.buffer.add_clear(event.job_id, self.topics.state(event.job_id))
+        elif event.kind == PROGRESS:
+            payload = _json(event.data.to_dict())
+            self.buffer.add_stream(Message(self.topics.progress(event.job_id), payload, 0, False))
+        elif event.kind == LOG:
+            self.buffer.add_stream(Message(self.topics.log(event.job_id), event.data.encode(), 0, False))
+        if self.connected:
+            self._flush()
+
+    def _state_message(self, job_id: str, summary: dict) -> Message:
+        return Message(self.topics.state(job_id), _json(summary), STATE_QOS, True, job_id)
+
+    def _flush(self) -> None:
+        for message in self.buffer.take_all():
+            info = self.client.publish(message.topic, message.payload, message.qos, message.retain)
+            self.buffer.sent(info.mid, message)
+
+    # ------------------------------------------------------ paho callbacks
+    def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        if reason.is_failure:
+            log.warning("MQTT: broker refused the connection: %s", reason)
+            return
+        self.connected = True
+        log.info("MQTT: connected to %s:%s", self.settings.host, self.settings.port)
+        client.publish(self.topics.status, b"online", qos=1, retain=True)
+        if self.settings.commands:
+            client.subscribe([(self.topics.submit, 1), (self.topics.cancel, 1)])
+        client.subscribe(self.topics.all_states, 1)  # sweep retained states of forgotten jobs
+        self.service.manager.timers.call_later(SWEEP_SECONDS, self._end_sweep)
+        self._flush()
+
+    def _end_sweep(self) -> None:
+        if self.connected:
+            self.client.unsubscribe(self.topics.all_states)
+
+    def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        if self.connected:
+            log.warning("MQTT: connection lost (%s); reconnecting", reason)
+        self.connected = False
+        self.buffer.connection_lost()
+
+    def _on_publish(self, client: Any, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
+        self.buffer.acknowledged(mid)
+
+    def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
+        if message.topic in (self.topics.submit, self.topics.cancel):
+            self._command(message.topic, message.payload)
+        elif message.retain:
+            self._sweep(message.topic, message.payload)
+
+    def _sweep(self, topic: str, payload: bytes) -> None:
+        job_id = self.topics.job_id_of(topic)
+        if job_id and payload and self.service.manager.get_job(job_id, remove_if_complete=False) is None:
+            log.info("MQTT: clearing retained state of unknown job %s", job_id)
+            self.client.publish(topic, b"", qos=1, retain=True)
+
+    # ------------------------------------------------------------ commands
+    def _command(self, topic: str, payload: bytes) -> None:
+        ref = ERROR_REF
+        try:
+            request = _decode_command(payload)
+            ref = request.pop("ref")
+            _check_command(request)
+            request["action"] = "submit" if topic == self.topics.submit else "cancel"
+            answer = {"ok": True, "payload": actions.handle(self.service, request)}
+        except ApiError as exc:
+            answer = {"ok": False, "error": exc.message, "code": exc.code}
+        except Exception as exc:  # never let a command kill paho's thread
+            log.exception("MQTT command failed")
+            answer = {"ok": False, "error": f"internal error: {exc}", "code": "internal_error"}
+        answer["ref"] = ref
+        answer["device"] = self.device
+        self.client.publish(self.topics.reply(ref), _json(answer), qos=1)
+
+
+def _decode_command(payload: bytes) -> dict:
+    try:
+        request = json.loads(payload)
+    except ValueError as exc:
+        raise ApiError(f"command is not valid JSON: {exc}", INVALID_JSON) from None
+    if not isinstance(request, dict):
+        raise ApiError("command must be a JSON object", INVALID_REQUEST)
+    ref = request.get("ref")
+    if not isinstance(ref, str) or not REF_PATTERN.match(ref):
+        raise ApiError("command needs a 'ref' of 1-64 letters, digits, '_', '-' or '.'", INVALID_REQUEST)
+    return request
+
+
+def _check_command(request: dict) -> None:
+    if "action" in request:
+        raise ApiError("the topic gives the action: remove 'action' from the command", INVALID_REQUEST)

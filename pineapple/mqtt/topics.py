@@ -1,0 +1,60 @@
+"""Topic names under a device's prefix (default ``pineapple/<device-id>``)."""
+from __future__ import annotations
+
+import re
+import socket
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+REF_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+ERROR_REF = "error"  # replies to commands whose ref cannot be read go here
+
+
+def device_id(configured: str = "") -> str:
+    """The configured id, else the hostname, made safe for a topic level."""
+    return _UNSAFE.sub("_", configured or socket.gethostname()) or "device"
+
+
+class Topics:
+    """Every topic one daemon publishes to or listens on."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix.rstrip("/")
+
+    @classmethod
+    def for_device(cls, device: str, prefix: str = "") -> Topics:
+        return cls(prefix or f"pineapple/{device}")
+
+    @property
+    def status(self) -> str:
+        return f"{self.prefix}/status"
+
+    def state(self, job_id: str) -> str:
+        return f"{self.prefix}/jobs/{job_id}/state"
+
+    def progress(self, job_id: str) -> str:
+        return f"{self.prefix}/jobs/{job_id}/progress"
+
+    def log(self, job_id: str) -> str:
+        return f"{self.prefix}/jobs/{job_id}/log"
+
+    @property
+    def all_states(self) -> str:
+        return f"{self.prefix}/jobs/+/state"
+
+    @property
+    def submit(self) -> str:
+        return f"{self.prefix}/jobs/submit"
+
+    @property
+    def cancel(self) -> str:
+        return f"{self.prefix}/jobs/cancel"
+
+    def reply(self, ref: str) -> str:
+        return f"{self.prefix}/jobs/reply/{ref}"
+
+    def job_id_of(self, topic: str) -> str | None:
+        """The job id in a ``…/jobs/<id>/state`` topic."""
+        head, _, rest = topic.partition(f"{self.prefix}/jobs/")
+        if head or not rest.endswith("/state"):
+            return None
+        return rest[: -len("/state")] or None

@@ -1,0 +1,1 @@
+"""Tests of the schedule triggers (pineapple.jobs.schedule)."""

@@ -1,0 +1,146 @@
+"""The daemon's MQTT side against a real mosquitto (tests/fixtures/broker.py)."""
+import json
+
+import pytest
+
+from tests.fixtures.mqtt import Recorder, wait_until
+
+DEVICE = "dev1"
+PREFIX = f"pineapple/{DEVICE}"
+
+
+def mqtt_args(broker, *extra: str) -> list[str]:
+    args = ["--set", "mqtt.enabled=1", "--set", f"mqtt.port={broker.port}", "--set", f"mqtt.device_id={DEVICE}",
+            "--set", "mqtt.keepalive=5"]
+    for item in extra:
+        args += ["--set", item]
+    return args
+
+
+@pytest.fixture
+def recorder(broker):
+    rec = Recorder(broker.port, [f"{PREFIX}/#"])
+    yield rec
+    rec.close()
+
+
+def states_of(recorder, job_id):
+    return [s for s in recorder.json_on(f"{PREFIX}/jobs/{job_id}/state") if s is not None]
+
+
+def test_states_in_order_and_retained_state_matches_poll(broker, recorder, start_daemon):
+    daemon = start_daemon(mqtt_args(broker))
+    recorder.wait_for(lambda msgs: (f"{PREFIX}/status", b"online", False) in msgs or
+                      any(t == f"{PREFIX}/status" and p == b"online" for t, p, _ in msgs))
+    client = daemon.client()
+    job_id = client.install(["myapp"])["job_id"]
+    final = client.wait(job_id, timeout=30)
+    recorder.wait_for(lambda msgs: any(s.get("is_complete") for s in states_of(recorder, job_id)))
+    states = [s["state"] for s in states_of(recorder, job_id)]
+    assert states == ["queued", "running", "succeeded"]
+    progress = recorder.json_on(f"{PREFIX}/jobs/{job_id}/progress")
+    assert progress and progress[-1]["fraction"] == 1.0
+    assert any(b"Configuring myapp." == p for t, p, _ in recorder.messages if t == f"{PREFIX}/jobs/{job_id}/log")
+    late = Recorder(broker.port, [f"{PREFIX}/jobs/{job_id}/state"], client_id="late")
+    try:
+        retained = late.wait_for(lambda msgs: msgs)
+        assert retained[0][2] is True, "the state is not retained"
+        assert json.loads(retained[0][1]) == client.poll(job_id) == final
+    finally:
+        late.close()
+
+
+def test_last_will_when_the_daemon_is_killed(broker, recorder, start_daemon):
+    daemon = start_daemon(mqtt_args(broker))
+    recorder.wait_for(lambda msgs: any(t == f"{PREFIX}/status" and p == b"online" for t, p, _ in msgs))
+    daemon.kill()
+    recorder.wait_for(lambda msgs: msgs[-1][:2] == (f"{PREFIX}/status", b"offline"), timeout=20)
+
+
+def test_clean_stop_says_offline(broker, recorder, start_daemon):
+    daemon = start_daemon(mqtt_args(broker))
+    recorder.wait_for(lambda msgs: any(t == f"{PREFIX}/status" and p == b"online" for t, p, _ in msgs))
+    assert daemon.stop() == 0
+    recorder.wait_for(lambda msgs: any(t == f"{PREFIX}/status" and p == b"offline" for t, p, _ in msgs))
+
+
+def test_broker_restart_mid_job_still_delivers_final_state(broker, start_daemon):
+    daemon = start_daemon(mqtt_args(broker), env={"OPKG_STANDIN_DOWNLOAD_DELAY": "1"})
+    first = Recorder(broker.port, [f"{PREFIX}/#"], client_id="first")
+    first.wait_for(lambda msgs: any(p == b"online" for _, p, _ in msgs))
+    client = daemon.client()
+    job_id = client.install(["myapp"])["job_id"]
+    first.wait_for(lambda msgs: any(s["state"] == "running" for s in states_of(first, job_id)))
+    first.close()
+    broker.kill()  # the job goes on without a broker
+    final = client.wait(job_id, timeout=60)
+    assert final["state"] == "succeeded"
+    broker.start()  # same port, empty broker (no persistence)
+    after = Recorder(broker.port, [f"{PREFIX}/jobs/{job_id}/state", f"{PREFIX}/status"], client_id="after")
+    try:
+        after.wait_for(lambda msgs: any(t.endswith("/state") and json.loads(p).get("is_complete")
+                                        for t, p, _ in msgs if p), timeout=45)
+        assert states_of(after, job_id)[-1] == client.poll(job_id)
+    finally:
+        after.close()
+
+
+def test_pruned_job_clears_its_retained_state(broker, recorder, start_daemon):
+    daemon = start_daemon(mqtt_args(broker))
+    client = daemon.client()
+    job_id = client.install(["tool-a"])["job_id"]
+    client.wait(job_id, timeout=30)
+    recorder.wait_for(lambda msgs: any(s.get("is_complete") for s in states_of(recorder, job_id)))
+    assert client.prune()["removed"] == 1
+    topic = f"{PREFIX}/jobs/{job_id}/state"
+    recorder.wait_for(lambda msgs: msgs[-1][:2] == (topic, b"") or (topic, b"", False) in msgs)
+    late = Recorder(broker.port, [topic], client_id="late")
+    try:
+        with pytest.raises(AssertionError):
+            late.wait_for(lambda msgs: msgs, timeout=1.5)  # nothing retained any more
+    finally:
+        late.close()
+
+
+def test_commands(broker, recorder, start_daemon):
+    daemon = start_daemon(mqtt_args(broker, "mqtt.commands=1"))
+    recorder.wait_for(lambda msgs: any(p == b"online" for _, p, _ in msgs))
+    recorder.publish(f"{PREFIX}/jobs/submit", json.dumps({"ref": "r1", "job": "install", "packages": ["tool-b"]}))
+    reply = recorder.wait_for(lambda msgs: any(t == f"{PREFIX}/jobs/reply/r1" for t, _, _ in msgs))
+    answer = recorder.json_on(f"{PREFIX}/jobs/reply/r1")[0]
+    assert answer["ok"] and answer["ref"] == "r1" and answer["device"] == DEVICE
+    job_id = answer["payload"]["job_id"]
+    assert daemon.client().wait(job_id, timeout=30)["state"] == "succeeded"
+    assert reply
+    # malformed payloads get an error reply and nothing runs
+    recorder.publish(f"{PREFIX}/jobs/submit", b"{not json")
+    recorder.wait_for(lambda msgs: any(t == f"{PREFIX}/jobs/reply/error" for t, _, _ in msgs))
+    assert recorder.json_on(f"{PREFIX}/jobs/reply/error")[0]["code"] == "invalid_json"
+    recorder.publish(f"{PREFIX}/jobs/submit", json.dumps({"ref": "r2", "job": "install", "packages": ["a;reboot"]}))
+    recorder.wait_for(lambda msgs: any(t == f"{PREFIX}/jobs/reply/r2" for t, _, _ in msgs))
+    assert recorder.json_on(f"{PREFIX}/jobs/reply/r2")[0]["code"] == "invalid_package_name"
+    recorder.publish(f"{PREFIX}/jobs/cancel", json.dumps({"ref": "r3", "job_id": "nope"}))
+    recorder.wait_for(lambda msgs: any(t == f"{PREFIX}/jobs/reply/r3" for t, _, _ in msgs))
+    assert recorder.json_on(f"{PREFIX}/jobs/reply/r3")[0]["code"] == "unknown_job"
+    assert daemon.client().list()["total"] == 1
+
+
+def test_commands_are_off_by_default(broker, recorder, start_daemon):
+    daemon = start_daemon(mqtt_args(broker))
+    recorder.wait_for(lambda msgs: any(p == b"online" for _, p, _ in msgs))
+    recorder.publish(f"{PREFIX}/jobs/submit", json.dumps({"ref": "r1", "job": "install", "packages": ["tool-b"]}))
+    daemon.client().ping()
+    with pytest.raises(AssertionError):
+        recorder.wait_for(lambda msgs: any("/reply/" in t for t, _, _ in msgs), timeout=1.5)
+    assert daemon.client().list()["total"] == 0
+
+
+def test_broker_down_at_start_never_blocks_jobs(start_daemon):
+    from tests.fixtures.broker import free_port
+
+    daemon = start_daemon(["--set", "mqtt.enabled=1", "--set", f"mqtt.port={free_port()}"])
+    client = daemon.client()
+    job_id = client.install(["tool-c"])["job_id"]
+    assert client.wait(job_id, timeout=30)["state"] == "succeeded"
+    assert client.stats()["mqtt"]["connected"] is False
+    wait_until(lambda: client.stats()["mqtt"]["pending_states"] >= 1, what="state kept for later")
