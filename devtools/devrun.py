@@ -53,6 +53,8 @@ Try, in another terminal:
 Stop with Ctrl-C.
 """, flush=True)
     command = daemon_argv(run_dir, sandbox, args.extra)
+    # The stand-in starts with `env python3`: find this interpreter first, not a slow shim.
+    os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
     os.execv(command[0], command)
     return 0
 
