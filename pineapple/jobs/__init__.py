@@ -16,11 +16,12 @@ from .clock import FakeClock, SystemClock
 from .events import JobEvent
 from .job import Job, RecordedJob
 from .manager import JobManager, Submission
-from .state import ACTIVE_STATES, CANCELLED, FAILED, INTERRUPTED, QUEUED, RUNNING, SUCCEEDED, TERMINAL_STATES, Progress
+from .state import (ACTIVE_STATES, CANCELLED, FAILED, HELD, INTERRUPTED, QUEUED, RUNNING, SUCCEEDED,
+                    TERMINAL_STATES, Progress)
 
 __all__ = [
     "Job", "JobManager", "JobError", "JobEvent", "RecordedJob", "Submission", "Progress",
     "SystemClock", "FakeClock",
-    "QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "INTERRUPTED",
+    "QUEUED", "HELD", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "INTERRUPTED",
     "ACTIVE_STATES", "TERMINAL_STATES",
 ]

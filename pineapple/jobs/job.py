@@ -125,6 +125,16 @@ class Job(Generic[TResult]):
         self.progress = Progress(fraction, message)
         self._emit("progress", self.progress)
 
+    def log_page(self, offset: int = 0, limit: int = 100) -> dict:
+        """Log lines by absolute number (0 = the first line ever written).
+        Lines older than the tail are gone: the page then starts at the
+        oldest kept line and says ``truncated``."""
+        first_kept = self.log_total - len(self.log)
+        start = max(offset, first_kept)
+        lines = list(self.log)[start - first_kept:start - first_kept + max(0, limit)]
+        return {"job_id": self.id, "offset": start, "lines": lines, "total": self.log_total,
+                "next_offset": start + len(lines), "truncated": offset < first_kept}
+
     def add_log_line(self, line: str) -> None:
         """Append a line to the log tail (``do_work``'s logger does this)."""
         self.log.append(line)

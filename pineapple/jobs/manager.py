@@ -32,7 +32,7 @@ from .clock import SystemClock
 from .events import REMOVED, STATE, EventBus, JobEvent, Listener
 from .job import Job, JobLogger, RecordedJob, error_from_exception
 from .pool import WorkerPool
-from .state import ACTIVE_STATES, CANCELLED, FAILED, INTERRUPTED, QUEUED, RUNNING, SUCCEEDED
+from .state import ACTIVE_STATES, CANCELLED, FAILED, HELD, INTERRUPTED, QUEUED, RUNNING, SUCCEEDED
 from .store import JobJournal
 from .timers import TimerHandle, TimerQueue
 
@@ -112,17 +112,56 @@ class JobManager:
         the job finishes (whatever its outcome); each is isolated."""
         return self.submit(job, callbacks).job_id
 
-    def submit(self, job: Job, callbacks: Iterable[Callback] | None = None) -> Submission:
+    def submit(self, job: Job, callbacks: Iterable[Callback] | None = None, hold: bool = False) -> Submission:
         """Like :meth:`execute_job`, but says whether an equal active job
-        (same :meth:`Job.dedup_key`) was found and reused instead."""
+        (same :meth:`Job.dedup_key`) was found and reused instead. With
+        ``hold`` the job waits in state ``held`` until :meth:`release_job`."""
         with self._lock:
             self._check_accepting()
             duplicate = self._active_duplicate(job)
             if duplicate is not None:
                 return Submission(duplicate, True)
-            self._register(job, callbacks)
-            self._pool.submit(job)
+            self._register(job, callbacks, HELD if hold else QUEUED)
+            if not hold:
+                self._pool.submit(job)
         return Submission(job.id, False)
+
+    def hold_job(self, job_id: str) -> bool:
+        """Keep a queued job from starting until :meth:`release_job`.
+        False when it is not waiting to start (running, finished, unknown)."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or job.state != QUEUED or job.stop_requested or not self._unqueue(job):
+                return job is not None and job.state == HELD
+            self._transition(job, HELD)
+            return True
+
+    def release_job(self, job_id: str) -> bool:
+        """Let a held job run (it queues behind the jobs already waiting).
+        False when the job is not held."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or job.state != HELD:
+                return False
+            self._transition(job, QUEUED)
+            self._pool.submit(job)
+            return True
+
+    def restart_job(self, job_id: str, build: Callable[[Job], Job]) -> Submission:
+        """Run a finished job again, as a new job built by ``build(old_job)``.
+
+        The new record names its parent (``parent_id``) and the old one its
+        child (``child_id``). Raises ``unknown_job``, or ``job_active`` for a
+        job that is still queued, held or running."""
+        old = self._finished_job(job_id)
+        new = build(old)
+        new.parent_id = old.id
+        submission = self.submit(new)
+        if not submission.duplicate:
+            with self._lock:
+                old.child_id = new.id
+                self._save(old)
+        return submission
 
     # ================================================================ query
     def get_job(self, job_id: str, remove_if_complete: bool = True) -> Job | None:
@@ -166,10 +205,10 @@ class JobManager:
 
     # ============================================================== control
     def cancel_job(self, job_id: str) -> bool:
-        """Cancel a queued job at once, or ask a running one to stop.
+        """Cancel a queued or held job at once, or ask a running one to stop.
 
-        Returns True when the job was queued or running (it will end
-        ``cancelled``), False when it is unknown or already finished."""
+        Returns True when the job was active (it will end ``cancelled``),
+        False when it is unknown or already finished."""
         with self._lock:
             job = self._jobs.get(job_id)
             if job is None or job.outcome is not None:
@@ -178,7 +217,7 @@ class JobManager:
                 self._request_stop(job, "cancelled")
                 return True
             job.stop_requested = True
-            if not self._unqueue(job):
+            if job.state != HELD and not self._unqueue(job):
                 return True  # a worker just took it: _run sees stop_requested
         self._finish(job, CANCELLED, "cancelled before it started", errors.CANCELLED)
         return True
@@ -217,7 +256,7 @@ class JobManager:
         """
         with self._lock:
             self._closing = True
-            leftover = self._pool.close()
+            leftover = self._pool.close() + [job for job in self._jobs.values() if job.state == HELD]
             for job in leftover:
                 self._interrupt(job, "the job manager shut down before the job started")
         if wait and not self._wait_idle(timeout):
@@ -240,17 +279,28 @@ class JobManager:
         return self._pool.size
 
     # ============================================================ internals
+    def _finished_job(self, job_id: str) -> Job:
+        with self._lock:
+            job = self._jobs.get(job_id)
+        if job is None:
+            raise errors.JobError(f"no job with id {job_id!r}", errors.UNKNOWN_JOB)
+        if not job.is_complete:
+            raise errors.JobError(f"job {job_id} is {job.state}; only a finished job can be restarted",
+                                  errors.JOB_ACTIVE)
+        return job
+
     def _check_accepting(self) -> None:
         if self._closing:
             raise errors.JobError("the job manager is shutting down", errors.SHUTTING_DOWN)
-        if self._pool.pending() >= self.max_queued:
+        held = sum(1 for job in self._jobs.values() if job.state == HELD)
+        if self._pool.pending() + held >= self.max_queued:
             raise errors.JobError(f"too many queued jobs (limit {self.max_queued})", errors.QUEUE_FULL)
 
     def _active_duplicate(self, job: Job) -> str | None:
         key = job.dedup_key()
         return None if key is None else self._active_keys.get(key)
 
-    def _register(self, job: Job, callbacks: Iterable[Callback] | None) -> None:
+    def _register(self, job: Job, callbacks: Iterable[Callback] | None, state: str) -> None:
         if job.id is not None:
             raise ValueError("this job object was already submitted")
         job.id = new_job_id()
@@ -261,17 +311,20 @@ class JobManager:
         if key is not None:
             self._active_keys[key] = job.id
         self._jobs[job.id] = job
-        self._transition(job, QUEUED)
+        self._transition(job, state)
 
     def _transition(self, job: Job, state: str) -> None:
         """Set the state, save the record and tell listeners. Lock held."""
         job.state = state
         if job.id not in self._jobs:
             return  # removed meanwhile: nothing to save or announce
-        if self._journal is not None:
-            self._journal.write(job.to_dict())
+        self._save(job)
         self.events.publish(JobEvent(STATE, job.id, job.summary()))
         self._changed.notify_all()
+
+    def _save(self, job: Job) -> None:
+        if self._journal is not None and job.id in self._jobs:
+            self._journal.write(job.to_dict())
 
     def _on_job_event(self, job: Job, kind: str, data: Any) -> None:
         if self.events.has_listeners and job.id in self._jobs:

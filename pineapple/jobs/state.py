@@ -4,14 +4,15 @@ from __future__ import annotations
 from typing import NamedTuple
 
 QUEUED = "queued"
+HELD = "held"  # submitted but waiting for release_job()
 RUNNING = "running"
 SUCCEEDED = "succeeded"
 FAILED = "failed"
 CANCELLED = "cancelled"
 INTERRUPTED = "interrupted"
 
-ALL_STATES = (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED, INTERRUPTED)
-ACTIVE_STATES = frozenset((QUEUED, RUNNING))
+ALL_STATES = (QUEUED, HELD, RUNNING, SUCCEEDED, FAILED, CANCELLED, INTERRUPTED)
+ACTIVE_STATES = frozenset((QUEUED, HELD, RUNNING))
 TERMINAL_STATES = frozenset((SUCCEEDED, FAILED, CANCELLED, INTERRUPTED))
 
 

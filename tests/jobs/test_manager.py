@@ -374,3 +374,80 @@ def _wait_for(predicate, timeout=WAIT):
             assert not done.wait(0.001), "condition not reached in time"
     finally:
         deadline.cancel()
+
+
+# ------------------------------------------------------- hold and release
+def test_held_jobs_wait_for_release(clock):
+    manager = JobManager(clock=clock, workers=1)
+    first = manager.submit(ReturnJob("a"), hold=True)
+    second = manager.submit(ReturnJob("b"), hold=True)
+    assert manager.get_job(first.job_id, remove_if_complete=False).state == "held"
+    assert manager.release_job(first.job_id) and manager.release_job(second.job_id)
+    assert manager.release_job(first.job_id) is False, "released twice"
+    assert manager.wait(first.job_id, WAIT).result == "a"
+    assert manager.wait(second.job_id, WAIT).result == "b"
+    manager.shutdown()
+
+
+def test_hold_a_queued_job_and_cancel_a_held_one(clock):
+    manager = JobManager(clock=clock, workers=1)
+    blocker = BlockingJob()
+    manager.execute_job(blocker)
+    assert blocker.started.wait(WAIT)
+    queued = manager.execute_job(ReturnJob())
+    assert manager.hold_job(queued) is True
+    assert manager.hold_job(blocker.id) is False, "a running job cannot be held"
+    blocker.release.set()
+    manager.wait(blocker.id, WAIT)
+    assert manager.get_job(queued, remove_if_complete=False).state == "held"  # it did not run
+    assert manager.cancel_job(queued)
+    assert manager.wait(queued, WAIT).state == "cancelled"
+    manager.shutdown()
+
+
+def test_shutdown_interrupts_held_jobs(clock):
+    manager = JobManager(clock=clock)
+    held = manager.submit(ReturnJob(), hold=True).job_id
+    manager.shutdown()
+    assert manager.get_job(held, remove_if_complete=False).state == "interrupted"
+
+
+# ----------------------------------------------------------------- restart
+def test_restart_links_parent_and_child(manager):
+    first = manager.execute_job(FailJob("flaky network", code="download_failed"))
+    manager.wait(first, WAIT)
+    again = manager.restart_job(first, lambda old: ReturnJob("second try"))
+    assert again.duplicate is False and again.job_id != first
+    child = manager.wait(again.job_id, WAIT)
+    parent = manager.get_job(first, remove_if_complete=False)
+    assert (parent.child_id, child.parent_id) == (again.job_id, first)
+    assert parent.to_dict()["child_id"] == again.job_id
+
+
+def test_restart_refuses_active_and_unknown_jobs(manager):
+    blocker = BlockingJob()
+    blocker_id = manager.execute_job(blocker)
+    with pytest.raises(JobError) as err:
+        manager.restart_job(blocker_id, lambda old: ReturnJob())
+    assert err.value.code == "job_active"
+    with pytest.raises(JobError) as err:
+        manager.restart_job("nope", lambda old: ReturnJob())
+    assert err.value.code == "unknown_job"
+    blocker.release.set()
+
+
+# --------------------------------------------------------------- log pages
+def test_log_pages_by_absolute_line_number(manager):
+    class Chatty(Job):
+        def do_work(self, logger):
+            for i in range(30):
+                logger.info("line %d", i)
+
+    job = Chatty(log_lines=10)
+    manager.wait(manager.execute_job(job), WAIT)
+    page = job.log_page(offset=25, limit=3)
+    assert page["lines"] == ["line 25", "line 26", "line 27"] and page["next_offset"] == 28
+    assert page["total"] == 30 and page["truncated"] is False
+    old = job.log_page(offset=0, limit=2)
+    assert old["offset"] == 20 and old["lines"] == ["line 20", "line 21"] and old["truncated"] is True
+    assert job.log_page(offset=30)["lines"] == []

@@ -110,3 +110,16 @@ def test_unwritable_state_is_reported_not_swallowed(tmp_path):
     blocker.write_text("not a directory")
     with pytest.raises(OSError):
         JobManager(state_dir=blocker / "state")
+
+
+def test_restart_lineage_survives_a_restart(tmp_path):
+    first = JobManager(state_dir=tmp_path)
+    parent_id = first.execute_job(FailJob("first try"))
+    first.wait(parent_id, WAIT)
+    child_id = first.restart_job(parent_id, lambda old: ReturnJob("again")).job_id
+    first.wait(child_id, WAIT)
+    first.shutdown()
+    second = JobManager(state_dir=tmp_path)
+    parent, child = second.get_job(parent_id, False), second.get_job(child_id, False)
+    assert (parent.child_id, child.parent_id, child.result) == (child_id, parent_id, "again")
+    second.shutdown()
