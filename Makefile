@@ -24,10 +24,25 @@ test: venv
 	$(PY) -m pytest
 
 lint: venv
-	$(VENV)/bin/ruff check pineapple devtools tests bench modules
+	$(VENV)/bin/ruff check pineapple devtools tests bench modules tools
 
 bench: venv
 	$(PY) bench/churn.py
 
 clean:
 	rm -rf $(RUNDIR) build dist *.egg-info .pytest_cache
+
+# OpenWrt package without an SDK (standard library only; see openwrt/README.md).
+IPK_OUT            ?= dist
+FEED_OUT           ?= $(IPK_OUT)/feed
+IPK_PYTHON_VERSION ?= 3.11
+
+.PHONY: ipk feed
+
+## ipk: build dist/pineapple-jobd_<version>-<release>_all.ipk (reproducible)
+ipk:
+	$(PYTHON) tools/mkipk.py ipk --out $(IPK_OUT) --python-version $(IPK_PYTHON_VERSION)
+
+## feed: build dist/feed/ (the .ipk plus Packages, Packages.gz) for opkg's src/gz
+feed:
+	$(PYTHON) tools/mkipk.py feed --out $(FEED_OUT) --python-version $(IPK_PYTHON_VERSION)

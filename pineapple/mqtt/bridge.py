@@ -32,6 +32,8 @@ class MqttBridge:
     def __init__(self, service: Any, settings: Any) -> None:
         import paho.mqtt.client as mqtt  # lazy: only when MQTT is enabled
 
+        if not hasattr(mqtt, "CallbackAPIVersion"):
+            raise RuntimeError("MQTT needs paho-mqtt 2.0 or newer (python3-paho-mqtt from the pineapple feed)")
         self.service = service
         self.settings = settings
         self.device = device_id(settings.device_id)

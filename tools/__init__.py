@@ -1,0 +1,1 @@
+"""Project tools (not shipped): mkipk builds the OpenWrt package."""
