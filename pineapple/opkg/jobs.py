@@ -117,7 +117,13 @@ class InstallDependenciesJob(OpkgJob):
             self._log(f"already installed: {', '.join(present)}")
             return result
         self._prepare(missing, result)
-        outcome = self._install(missing, before, result)
+        try:
+            outcome = self._install(missing, before, result)
+        except JobError as exc:
+            # Stopped (or failed) inside the stale-lists update/retry: the first
+            # install run may already have installed packages, so conclude
+            # (and roll back if atomic) instead of leaving them behind.
+            outcome = OpkgOutcome(ok=False, rc=-1, code=exc.code, message=str(exc))
         return self._conclude(missing, before, outcome, result)
 
     def _prepare(self, missing: list[str], result: dict) -> None:
@@ -128,7 +134,11 @@ class InstallDependenciesJob(OpkgJob):
 
     def _update_lists(self, result: dict) -> None:
         self.set_progress(self.progress.fraction, "updating package lists")
-        run, outcome = self._opkg(["update"])
+        steps, self._steps = self._steps, None  # a feed list download is no install step
+        try:
+            run, outcome = self._opkg(["update"])
+        finally:
+            self._steps = steps
         self._check_stopped(result)
         self._updated = result["updated_lists"] = True
         if run.rc != 0:

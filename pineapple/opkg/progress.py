@@ -25,7 +25,7 @@ class StepProgress:
         if verb is None:
             return None
         package = event.package or "?"
-        step = _STEP_OF.get(event.stage, self.steps)
+        step = min(_STEP_OF.get(event.stage, self.steps), self.steps)  # steps=1: a download is the whole step
         self._done[package] = max(self._done.get(package, 0), step)
         return self.fraction(), f"{verb} {package}"
 

@@ -203,11 +203,13 @@ def _terminate_group(process) -> None:
         return
 
     def finish() -> None:
-        if process.is_alive():
-            try:
-                os.killpg(pgid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        # Not only when opkg itself is still alive: a child of its group (a
+        # maintainer script ignoring SIGTERM) can outlive it. The group id
+        # stays reserved while any member lives; an empty group raises.
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
 
     timer = threading.Timer(KILL_GRACE, finish)
     timer.daemon = True

@@ -296,6 +296,17 @@ def _json_copy(value: Any) -> Any:
     return json.loads(json.dumps(value))
 
 
+def _trigger_spec(spec: Any) -> dict:
+    """A private JSON copy of a trigger spec (it is saved as given)."""
+    try:
+        copied = _json_copy(spec)
+    except (TypeError, ValueError) as exc:
+        raise JobError(f"invalid trigger: the spec must be plain JSON: {exc}", INVALID_TRIGGER) from None
+    if not isinstance(copied, dict):
+        raise JobError(f"invalid trigger: expected an object, got {type(spec).__name__}", INVALID_TRIGGER)
+    return copied
+
+
 # ===================================================================== scheduler
 class Scheduler:
     """Runs jobs on triggers; see the module docstring for the timing rules.
@@ -449,20 +460,17 @@ class Scheduler:
     def __contains__(self, schedule_id: object) -> bool:
         return schedule_id in self._schedules
 
-    def __len__(self) -> int:
-        return len(self._schedules)
-
     # ---------------------------------------------------------------- building
     def _build(self, definition: ScheduleDefinition, source: str, trigger: Trigger | None = None) -> Schedule:
         """Validate a definition into a schedule (no next run yet)."""
         check_id(definition.id)
         params = check_params(definition.params)
         self.registry.create(definition.job, _json_copy(params))  # unknown type / bad params: refuse now
+        spec = _trigger_spec(definition.trigger)
         if trigger is None:
-            trigger = parse_trigger(definition.trigger, self._now())
+            trigger = parse_trigger(spec, self._now())
         options = check_options(definition.options)
-        return Schedule(definition.id, definition.job, params, trigger, _json_copy(definition.trigger),
-                        source=source, **options)
+        return Schedule(definition.id, definition.job, params, trigger, spec, source=source, **options)
 
     def _install(self, schedule: Schedule, old: Schedule | None, same_trigger: bool) -> None:
         """Put ``schedule`` in place of ``old`` (or new), keeping the old run
@@ -572,7 +580,7 @@ class Scheduler:
     def _submit(self, schedule: Schedule) -> Submission:
         active = self._active_jobs(schedule)
         if len(active) >= schedule.max_instances:
-            raise JobError(f"schedule {schedule.id!r} has {len(active)} job(s) still queued or running "
+            raise JobError(f"schedule {schedule.id!r} has {len(active)} job(s) still queued, held or running "
                            f"({', '.join(active)}; max_instances {schedule.max_instances})", SCHEDULE_BUSY)
         job = self.registry.create(schedule.job, _json_copy(schedule.params))
         submission = self.manager.submit(job)
@@ -585,7 +593,7 @@ class Scheduler:
         return submission
 
     def _active_jobs(self, schedule: Schedule) -> list[str]:
-        """Ids of this schedule's jobs the manager still has queued or running."""
+        """Ids of this schedule's jobs the manager still has active (queued, held, running)."""
         alive = []
         for job_id in schedule.instances:
             job = self.manager.get_job(job_id, remove_if_complete=False)

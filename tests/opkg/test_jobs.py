@@ -1,0 +1,819 @@
+"""Acceptance tests of the opkg jobs (issue 3), end to end.
+
+Every test drives the real opkg stand-in (devtools/opkg) in a real sandbox
+root through a real :class:`JobManager`: real processes, process groups and
+signals, no mocks. Spawns are counted through ``OPKG_STANDIN_CALL_LOG``.
+Every wait is bounded; nothing sleeps to wait for something to happen.
+
+The small helpers at the top are shared with test_runner.py/test_system.py.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pathlib
+import select
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from devtools.sandbox import PackageSpec, Sandbox
+from pineapple import errors
+from pineapple.errors import JobError
+from pineapple.jobs import JobManager
+from pineapple.jobs.events import JobEvent
+from pineapple.jobs.registry import JobTypeRegistry
+from pineapple.opkg.jobs import (
+    InstallDependenciesJob,
+    UninstallDependenciesJob,
+    UpdatePackageListsJob,
+    register_opkg_jobs,
+)
+from pineapple.opkg.output import CONFIGURING, DOWNLOADING, INSTALLING, REMOVING, UPDATED, ProgressEvent
+from pineapple.opkg.progress import CEILING, StepProgress
+from pineapple.opkg.runner import RunnerSettings
+from pineapple.opkg.system import OpkgSystem
+from tests.conftest import feed_packages
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+# The stand-in starts with "#!/usr/bin/env python3": find this interpreter first.
+STANDIN_PATH = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", os.defpath)
+JOB_WAIT = 30.0  # upper bound for any job in this file (they take well under a second)
+_PATH_OPTIONS = frozenset({"-o", "--offline-root", "-f", "--conf", "-d", "--dest", "-t", "--tmp-dir",
+                           "--add-dest", "--add-arch"})
+
+
+# ---------------------------------------------------------------- helpers
+def make_system(sb: Sandbox, *, dest: str = "", lists_max_age: float = 86400.0,
+                clock: Callable[[], float] = time.time, **settings: object) -> OpkgSystem:
+    """An OpkgSystem driving the stand-in on ``sb`` (settings: RunnerSettings fields)."""
+    options: dict = {"binary": str(sb.opkg_path), "offline_root": str(sb.root), "conf": str(sb.conf),
+                     "env_path": STANDIN_PATH, "lock_wait": 10.0, "timeout": 60.0, **settings}
+    runner = RunnerSettings(**options)
+    return OpkgSystem(runner, dest=dest, lists_max_age=lists_max_age, clock=clock)
+
+
+def sub_command(argv: list[str]) -> str | None:
+    """The opkg sub-command of a logged argv (after the binary and options)."""
+    words = argv[1:]
+    index = 0
+    while index < len(words):
+        word = words[index]
+        if word in _PATH_OPTIONS:
+            index += 2
+        elif word.startswith("-"):
+            index += 1
+        else:
+            return word
+    return None
+
+
+class CallLog:
+    """Reads OPKG_STANDIN_CALL_LOG: one JSON line per stand-in process."""
+
+    def __init__(self, path: pathlib.Path) -> None:
+        self.path = path
+
+    def entries(self) -> list[dict]:
+        if not self.path.exists():
+            return []
+        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+
+    def argvs(self) -> list[list[str]]:
+        return [entry["argv"] for entry in self.entries()]
+
+    def commands(self) -> list[str | None]:
+        return [sub_command(argv) for argv in self.argvs()]
+
+    def pid_of(self, command: str) -> int:
+        """Pid of the last process that ran ``command``."""
+        pids = [entry["pid"] for entry in self.entries() if sub_command(entry["argv"]) == command]
+        assert pids, f"no opkg {command} in the call log: {self.commands()}"
+        return pids[-1]
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> None:
+    """Poll ``predicate`` until true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.01)
+
+
+def proc_stat(pid: int) -> tuple[str, int] | None:
+    """(state, process group) of a live process, None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return None
+    return fields[0], int(fields[2])
+
+
+def alive(pid: int) -> bool:
+    stat = proc_stat(pid)
+    return stat is not None and stat[0] not in ("Z", "X")
+
+
+def comm(pid: int) -> str:
+    with open(f"/proc/{pid}/comm") as handle:
+        return handle.read().strip()
+
+
+def pids_named(name: str) -> set[int]:
+    """Processes whose /proc comm (what pgrep/killall match) is ``name``."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                if comm(int(entry)) == name:
+                    found.add(int(entry))
+    return found
+
+
+def end_process(proc: subprocess.Popen) -> None:
+    """Stop a process this test started (by its pid), bounded."""
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def lock_holder(sb: Sandbox) -> Iterator[subprocess.Popen]:
+    """Another process (devtools.opkgsim.lock) holding the sandbox's opkg
+    lock, as LuCI or a cron job would; released by closing its stdin."""
+    proc = subprocess.Popen([sys.executable, "-m", "devtools.opkgsim.lock", str(sb.root)], cwd=REPO,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], 10)
+        assert ready and proc.stdout.readline() == "locked\n", "the lock helper did not take the lock"
+        yield proc
+    finally:
+        release_lock(proc)
+
+
+def release_lock(proc: subprocess.Popen) -> None:
+    if proc.poll() is None and proc.stdin and not proc.stdin.closed:
+        proc.stdin.close()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        end_process(proc)
+
+
+def run_job(manager: JobManager, job, timeout: float = JOB_WAIT):
+    return manager.wait(manager.execute_job(job), timeout)
+
+
+class Recorder:
+    """Every event the manager publishes, in order, with bounded waits."""
+
+    def __init__(self, manager: JobManager) -> None:
+        self.events: list[JobEvent] = []
+        self._cond = threading.Condition()
+        manager.add_listener(self._on_event)
+
+    def _on_event(self, event: JobEvent) -> None:
+        with self._cond:
+            self.events.append(event)
+            self._cond.notify_all()
+
+    def wait_for(self, predicate: Callable[[list[JobEvent]], bool], timeout: float = 10.0) -> None:
+        with self._cond:
+            assert self._cond.wait_for(lambda: predicate(self.events), timeout), "event not seen in time"
+
+    def wait_final(self, job_id: str, timeout: float = 10.0) -> list[JobEvent]:
+        """The job's events up to and including its terminal state event."""
+        self.wait_for(lambda events: any(e.job_id == job_id and e.kind == "state" and e.data["is_complete"]
+                                         for e in events), timeout)
+        with self._cond:
+            return [e for e in self.events if e.job_id == job_id]
+
+
+def build_template(tmp_path_factory: pytest.TempPathFactory) -> Sandbox:
+    """What tests/conftest.py's ``sandbox`` builds (its feed, lists fresh,
+    libc installed), built once so each test can get a cheap clone."""
+    return Sandbox.create(tmp_path_factory.mktemp("opkg-template") / "sb", packages=feed_packages(),
+                          installed=["libc"])
+
+
+# --------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Sandbox:
+    return build_template(tmp_path_factory)
+
+
+@pytest.fixture
+def sandbox(template: Sandbox, tmp_path: pathlib.Path) -> Sandbox:
+    """Same contents as the shared conftest fixture, cloned from the template."""
+    return template.clone(tmp_path / "sb")
+
+
+@pytest.fixture
+def calls(sandbox: Sandbox, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> CallLog:
+    """Counts the opkg processes started after the sandbox was built.
+    TMPDIR keeps opkg's temp dirs (and a killed run's debris) in the sandbox."""
+    path = tmp_path / "opkg-calls.jsonl"
+    monkeypatch.setenv("OPKG_STANDIN_CALL_LOG", str(path))
+    monkeypatch.setenv("TMPDIR", str(sandbox.tmp_dir))
+    return CallLog(path)
+
+
+@pytest.fixture
+def system(sandbox: Sandbox, calls: CallLog) -> OpkgSystem:
+    return make_system(sandbox)
+
+
+@pytest.fixture
+def manager() -> Iterator[JobManager]:
+    manager = JobManager("test-opkg-jobs", workers=2)
+    yield manager
+    manager.shutdown(wait=True, timeout=15)
+
+
+def setup_run(sb: Sandbox, *args: str, check: bool = True) -> None:
+    """Prepare the device with the stand-in directly (not counted as a spawn)."""
+    sb.run(*args, env=sb.env(call_log=None), check=check)
+
+
+def installed_states(sb: Sandbox, dest: str | None = None) -> dict[str, str]:
+    """name -> Status of every stanza that is not a not-installed placeholder."""
+    return {s["Package"]: s["Status"] for s in sb.status(dest) if not s["Status"].endswith(" not-installed")}
+
+
+def regular_files(root: pathlib.Path) -> set[str]:
+    """Every non-directory under the root except opkg's lock, temp dirs and lists."""
+    skip = ("var/lock/", "var/opkg-lists/")
+    return {str(p.relative_to(root)) for p in root.rglob("*")
+            if not p.is_dir() and not str(p.relative_to(root)).startswith(skip)}
+
+
+# ====================================================== 1. error codes
+def test_unknown_package(sandbox, calls, system, manager):
+    job = run_job(manager, InstallDependenciesJob(system, ["nosuchpkg"]))
+    assert job.state == "failed" and job.error_code == errors.UNKNOWN_PACKAGE
+    assert "opkg_install_cmd: Cannot install package nosuchpkg." in job.error
+    assert job.result["failed"] == {"nosuchpkg": errors.UNKNOWN_PACKAGE}
+    assert "Unknown package 'nosuchpkg'." in job.log
+    assert calls.commands() == ["install"]  # no stale-lists hint: no update, no retry
+
+
+def test_missing_dependency(sandbox, calls, system, manager):
+    job = run_job(manager, InstallDependenciesJob(system, ["broken"]))
+    assert job.error_code == errors.MISSING_DEPENDENCY
+    assert "pkg_hash_check_unresolved: cannot find dependency does-not-exist for broken" in job.error
+    assert job.result["failed"] == {"broken": errors.MISSING_DEPENDENCY}
+    assert calls.commands() == ["install"]
+
+
+def test_download_failed_updates_and_retries_once(sandbox, calls, system, manager):
+    sandbox.delete_from_feed("tool-a")  # still in the lists fetched before
+    job = run_job(manager, InstallDependenciesJob(system, ["tool-a"]))
+    assert job.error_code == errors.DOWNLOAD_FAILED
+    assert "opkg_install_pkg: Failed to download tool-a. Perhaps you need to run 'opkg update'?" in job.error
+    assert calls.commands() == ["install", "update", "install"]
+    assert job.result["updated_lists"] is True
+    assert "tool-a" not in sandbox.installed()
+
+
+def test_checksum_mismatch(sandbox, calls, system, manager):
+    sandbox.tamper("tool-a")
+    job = run_job(manager, InstallDependenciesJob(system, ["tool-a"]))
+    assert job.error_code == errors.CHECKSUM_MISMATCH
+    assert "Checksum or size mismatch for package tool-a." in job.error
+    # opkg says "Try 'opkg update'.": one update and one retry, which fails the same way.
+    assert calls.commands() == ["install", "update", "install"]
+    assert "tool-a" not in sandbox.installed()
+
+
+def test_insufficient_space_refused_before_any_spawn(sandbox, calls, system, manager):
+    status_before = sandbox.status_path().read_bytes()
+    job = run_job(manager, InstallDependenciesJob(system, ["bigpkg"]))
+    assert job.error_code == errors.INSUFFICIENT_SPACE
+    assert "not enough space" in job.error and "nothing was changed" in job.error
+    assert job.result["failed"] == {"bigpkg": errors.INSUFFICIENT_SPACE}
+    assert calls.entries() == []  # not even opkg update: the lists are fresh
+    assert sandbox.status_path().read_bytes() == status_before
+
+
+def test_insufficient_space_reported_by_opkg(sandbox, calls, system, manager, monkeypatch):
+    # Our pre-check sees the real disk (plenty free); opkg sees 0 kB: only
+    # opkg's verify_pkg_installable can tell.
+    monkeypatch.setenv("OPKG_STANDIN_FREE_KB", "0")
+    assert system.space_shortfall(["tool-a"], "") is None
+    job = run_job(manager, InstallDependenciesJob(system, ["tool-a"]))
+    assert job.error_code == errors.INSUFFICIENT_SPACE
+    assert "verify_pkg_installable: Only have 0kb available on filesystem" in job.error
+    assert "pkg tool-a needs" in job.error
+    assert calls.commands() == ["install"]
+    assert job.result["failed"] == {"tool-a": errors.INSUFFICIENT_SPACE}
+
+
+def test_script_failed(sandbox, calls, system, manager):
+    job = run_job(manager, InstallDependenciesJob(system, ["failpkg"]))
+    assert job.error_code == errors.SCRIPT_FAILED
+    assert 'pkg_run_script: package "failpkg" postinst script returned status 3.' in job.error
+    assert "opkg_configure: failpkg.postinst returned 3." in job.error
+    assert job.result["rolled_back"] == ["failpkg"]  # atomic: the half-configured package is removed
+    assert "failpkg" not in sandbox.installed()
+
+
+def test_has_dependents_names_them(sandbox, calls, system, manager):
+    setup_run(sandbox, "install", "myapp")
+    job = run_job(manager, UninstallDependenciesJob(system, ["mylib"]))
+    assert job.error_code == errors.HAS_DEPENDENTS
+    assert "mylib is needed by myapp" in job.error
+    assert "print_dependents_warning: Package mylib is depended upon by packages:" in job.error
+    assert job.result["dependents"] == {"mylib": ["myapp"]}
+    assert job.result["removed"] == []
+    assert {"mylib", "myapp"} <= set(sandbox.installed())
+
+
+def test_opkg_not_found(sandbox, calls, manager, tmp_path):
+    system = make_system(sandbox, binary=str(tmp_path / "no" / "opkg"))
+    job = run_job(manager, InstallDependenciesJob(system, ["tool-a"]))
+    assert job.state == "failed" and job.error_code == errors.OPKG_NOT_FOUND
+    assert "opkg not found" in job.error
+    assert calls.entries() == []
+
+
+def test_timeout_stops_a_hanging_download(sandbox, calls, system, manager, monkeypatch):
+    monkeypatch.setenv("OPKG_STANDIN_HANG", "download")
+    status_before = sandbox.status_path().read_bytes()
+    started = time.monotonic()
+    job = run_job(manager, InstallDependenciesJob(system, ["tool-a"], timeout=1))
+    assert job.state == "failed" and job.error_code == errors.TIMEOUT
+    assert time.monotonic() - started < 8  # SIGTERM, not the SIGKILL grace or the hang
+    assert not alive(calls.pid_of("install"))
+    assert any(line.startswith("Downloading ") for line in job.log)  # live output before the stop
+    assert sandbox.status_path().read_bytes() == status_before
+
+
+def test_cancelled(sandbox, calls, system, manager, monkeypatch):
+    monkeypatch.setenv("OPKG_STANDIN_HANG", "download:tool-b")
+    job_id = manager.execute_job(InstallDependenciesJob(system, ["tool-a", "tool-b"]))
+    job = manager.get_job(job_id, remove_if_complete=False)
+    wait_until(lambda: any("tool-b_1.0-1_all.ipk" in line for line in job.log), what="the tool-b download")
+    assert manager.cancel_job(job_id)
+    job = manager.wait(job_id, JOB_WAIT)
+    assert job.state == "cancelled" and job.error_code == errors.CANCELLED
+    assert not alive(calls.pid_of("install"))
+    assert "tool-a" not in sandbox.installed()  # opkg never wrote its status
+
+
+def test_opkg_failed_for_an_unclassified_error(sandbox, calls, system, manager):
+    # A file clash: opkg's check_data_file_clashes has no more specific code.
+    setup_run(sandbox, "install", "myapp")
+    sandbox.add_package(PackageSpec("clash", files={"/usr/bin/myapp": b"not myapp\n"}))
+    setup_run(sandbox, "update")
+    job = run_job(manager, InstallDependenciesJob(system, ["clash"]))
+    assert job.error_code == errors.OPKG_FAILED
+    assert "check_data_file_clashes: Package clash wants to install file" in job.error
+    assert "opkg_install_cmd: Cannot install package clash." in job.error
+    assert sandbox.path("/usr/bin/myapp").read_bytes() == b"#!/bin/sh\necho myapp\n"
+
+
+# ===================================================== 2. lock contention
+def test_waits_for_the_lock_then_succeeds(sandbox, calls, system, manager):
+    with lock_holder(sandbox) as holder:
+        job_id = manager.execute_job(InstallDependenciesJob(system, ["tool-a"]))
+        job = manager.get_job(job_id, remove_if_complete=False)
+        wait_until(lambda: job.progress.message.startswith("waiting for opkg's lock"), what="the lock wait")
+        assert "another process is using opkg" in job.progress.message
+        assert os.path.exists(sandbox.lock_path)  # never deleted to "fix" contention
+        assert not job.is_complete and "tool-a" not in sandbox.installed()
+        release_lock(holder)
+        job = manager.wait(job_id, JOB_WAIT)
+    assert job.state == "succeeded", job.error
+    assert sandbox.installed()["tool-a"] == "1.0-1"
+    assert any(line.startswith("waited for opkg's lock") for line in job.log)
+    assert calls.commands().count("install") >= 2  # refused while locked, then ran
+
+
+def test_gives_up_on_the_lock_after_lock_wait(sandbox, calls, manager):
+    system = make_system(sandbox, lock_wait=0.5)
+    with lock_holder(sandbox) as holder:
+        job = run_job(manager, InstallDependenciesJob(system, ["tool-a"]))
+        assert job.error_code == errors.LOCK_BUSY
+        assert "opkg_conf_load: Could not lock" in job.error
+        assert os.path.exists(sandbox.lock_path)
+        assert holder.poll() is None  # the other process is untouched and still holds it
+    assert job.result["failed"] == {"tool-a": errors.LOCK_BUSY}
+    assert set(calls.commands()) == {"install"} and len(calls.commands()) >= 2
+    assert "tool-a" not in sandbox.installed()
+
+
+# ============================== 3. cancel kills only our opkg, rolls back
+@pytest.fixture
+def unrelated_opkgs(sandbox: Sandbox, tmp_path: pathlib.Path) -> Iterator[list[int]]:
+    """Two processes named opkg that are none of our business: another
+    stand-in hanging in another root, and ``exec -a opkg sleep``."""
+    other = tmp_path / "other-root"
+    (other / "var" / "lock").mkdir(parents=True)
+    (other / "tmp").mkdir()
+    env = sandbox.env(hang="lock", call_log=None)
+    env["TMPDIR"] = str(other / "tmp")
+    standin = subprocess.Popen([str(sandbox.opkg_path), "-o", str(other), "-f", str(sandbox.conf), "list-installed"],
+                               env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    decoy = subprocess.Popen(["bash", "-c", "exec -a opkg sleep 60"], start_new_session=True)
+    try:
+        wait_until(lambda: (other / "var" / "lock" / "opkg.lock").exists() and comm(standin.pid) == "opkg",
+                   what="the other opkg to hold its lock")
+        wait_until(lambda: pathlib.Path(f"/proc/{decoy.pid}/cmdline").read_bytes().startswith(b"opkg\0"),
+                   what="the decoy to exec")
+        yield [standin.pid, decoy.pid]
+    finally:
+        end_process(standin)
+        end_process(decoy)
+
+
+def test_cancel_kills_only_our_opkg_and_rolls_back(sandbox, calls, system, manager, monkeypatch, unrelated_opkgs):
+    standin_pid, decoy_pid = unrelated_opkgs
+    before = installed_states(sandbox)
+    # The first install run installs myapp (+ mylib) but cannot download
+    # tool-a; opkg hints at stale lists, so the job runs opkg update, which
+    # hangs: cancel it there, after something was already installed.
+    sandbox.delete_from_feed("tool-a")
+    monkeypatch.setenv("OPKG_STANDIN_HANG", "update")
+    job_id = manager.execute_job(InstallDependenciesJob(system, ["myapp", "tool-a"]))
+    job = manager.get_job(job_id, remove_if_complete=False)
+    wait_until(lambda: any(line.endswith("/Packages.gz") for line in job.log), what="the hanging opkg update")
+    assert {"myapp", "mylib"} <= set(sandbox.installed())
+    ours = calls.pid_of("update")
+    assert {ours, standin_pid} <= pids_named("opkg")
+    our_group = proc_stat(ours)[1]
+    assert our_group == ours != os.getpgid(0)  # its own process group
+    assert our_group not in (proc_stat(standin_pid)[1], proc_stat(decoy_pid)[1])
+
+    assert manager.cancel_job(job_id)
+    job = manager.wait(job_id, JOB_WAIT)
+
+    assert job.state == "cancelled" and job.error_code == errors.CANCELLED
+    assert not alive(ours)
+    assert alive(standin_pid) and comm(standin_pid) == "opkg"
+    assert alive(decoy_pid)
+    assert sorted(job.result["rolled_back"]) == ["myapp", "mylib"]
+    assert installed_states(sandbox) == before
+    assert not sandbox.path("/usr/bin/myapp").exists()
+
+
+# ======================================================= 4. atomic rollback
+def test_atomic_failure_leaves_the_device_as_it_was(sandbox, calls, system, manager):
+    status_before = sandbox.status_path().read_bytes()
+    files_before = regular_files(sandbox.root)
+    job = run_job(manager, InstallDependenciesJob(system, ["myapp", "failpkg"]))
+    assert job.state == "failed" and job.error_code == errors.SCRIPT_FAILED
+    assert sorted(job.result["rolled_back"]) == ["failpkg", "myapp", "mylib"]
+    assert job.result["installed"] == [] and job.result["dependencies"] == []
+    assert job.result["failed"] == {"failpkg": errors.SCRIPT_FAILED}
+    assert "Rolled back: " in job.error
+    assert sandbox.status_path().read_bytes() == status_before
+    assert regular_files(sandbox.root) == files_before  # files and info/* gone too
+    assert calls.commands() == ["install", "remove"]
+
+
+def test_non_atomic_failure_keeps_the_good_packages(sandbox, calls, system, manager):
+    job = run_job(manager, InstallDependenciesJob(system, ["myapp", "failpkg"], atomic=False))
+    assert job.error_code == errors.SCRIPT_FAILED
+    assert job.result["rolled_back"] == []
+    assert job.result["installed"] == ["myapp"]
+    assert job.result["dependencies"] == ["mylib"]
+    assert job.result["failed"] == {"failpkg": errors.SCRIPT_FAILED}
+    states = installed_states(sandbox)
+    assert states["myapp"] == "install user installed"
+    assert states["mylib"] == "install ok installed"  # auto-installed dependency
+    assert states["failpkg"] == "install user unpacked"  # as real opkg leaves it
+    assert calls.commands() == ["install"]
+
+
+# ========================================================= 5. list updates
+def _age_lists(sb: Sandbox, seconds: float) -> None:
+    old = time.time() - seconds
+    for path in sb.lists_path.iterdir():
+        os.utime(path, (old, old))
+
+
+def test_fresh_lists_skip_update(sandbox, calls, system, manager):
+    job = run_job(manager, InstallDependenciesJob(system, ["tool-a"]))
+    assert job.state == "succeeded"
+    assert job.result["updated_lists"] is False
+    assert calls.commands() == ["install"]
+
+
+def test_stale_lists_are_updated_first(sandbox, calls, manager):
+    system = make_system(sandbox, lists_max_age=3600)
+    _age_lists(sandbox, 7200)
+    job = run_job(manager, InstallDependenciesJob(system, ["tool-a"]))
+    assert job.state == "succeeded", job.error
+    assert job.result["updated_lists"] is True
+    assert calls.commands() == ["update", "install"]
+    assert not system.lists_are_stale()
+
+
+def test_missing_lists_are_fetched_first(sandbox, calls, system, manager):
+    for path in sandbox.lists_path.iterdir():
+        path.unlink()
+    job = run_job(manager, InstallDependenciesJob(system, ["tool-a"]))
+    assert job.state == "succeeded", job.error
+    assert calls.commands() == ["update", "install"]
+
+
+def test_update_never_and_always(sandbox, calls, manager):
+    system = make_system(sandbox, lists_max_age=3600)
+    _age_lists(sandbox, 7200)
+    assert run_job(manager, InstallDependenciesJob(system, ["tool-a"], update="never")).state == "succeeded"
+    assert calls.commands() == ["install"]
+    assert run_job(manager, InstallDependenciesJob(system, ["tool-b"], update="always")).state == "succeeded"
+    assert calls.commands() == ["install", "update", "install"]
+
+
+def test_stale_lists_hint_updates_and_retries_once(sandbox, calls, system, manager):
+    # The feed moved on after our lists were fetched: tool-a 1.0-1 was
+    # replaced by 1.1-1. opkg fails to download 1.0-1 and says "Perhaps you
+    # need to run 'opkg update'?": the job updates and the retry succeeds.
+    sandbox.ipk_path("tool-a").unlink()
+    sandbox.add_package(PackageSpec("tool-a", "1.1-1", depends=["libc"]))
+    assert not system.lists_are_stale()
+    job = InstallDependenciesJob(system, ["tool-a"])
+    seen = _record_progress_calls(job, messages=True)
+    job = run_job(manager, job)
+    assert job.state == "succeeded", job.error
+    # The update's lines are no install steps: no "downloading base" (a feed,
+    # not a package), and 0.99 only once tool-a is really configured.
+    assert [m for _, m in seen if "base" in m] == []
+    first_full = next(i for i, (f, _) in enumerate(seen) if f is not None and f >= CEILING - 1e-6)
+    assert seen[first_full][1] == "configuring tool-a"
+    assert job.result["updated_lists"] is True and job.result["installed"] == ["tool-a"]
+    assert calls.commands() == ["install", "update", "install"]
+    assert sandbox.installed()["tool-a"] == "1.1-1"
+    assert any("Perhaps you need to run 'opkg update'?" in line for line in job.log)
+
+
+def test_update_job(sandbox, calls, system, manager):
+    job = run_job(manager, UpdatePackageListsJob(system))
+    assert job.state == "succeeded" and job.result == {"feeds": 1, "failed_feeds": 0}
+    assert any(line.startswith("Updated list of available packages in ") for line in job.log)
+    sandbox.break_feed()
+    job = run_job(manager, UpdatePackageListsJob(system))
+    assert job.error_code == errors.DOWNLOAD_FAILED and job.result["failed_feeds"] == 1
+    assert "*** Failed to download the package list from" in job.error
+    assert calls.commands() == ["update", "update"]
+
+
+def test_update_job_progress_counts_feeds(tmp_path, calls, manager):
+    # Three feeds: each feed's list is one step, not two (download + updated).
+    sb = Sandbox.create(tmp_path / "feeds3", packages=[PackageSpec("libc")], update=False,
+                        feeds={"packages": [PackageSpec("tool-x")], "luci": [PackageSpec("luci-x")]})
+    recorder = Recorder(manager)
+    job_id = manager.execute_job(UpdatePackageListsJob(make_system(sb)))
+    assert manager.wait(job_id, JOB_WAIT).result == {"feeds": 3, "failed_feeds": 0}
+    progress = [e.data for e in recorder.wait_final(job_id) if e.kind == "progress"][:-1]  # not the final 1.0
+    updated = [p.fraction for p in progress if p.message.startswith("updated lists of")]
+    assert updated == [pytest.approx(CEILING / 3), pytest.approx(CEILING * 2 / 3), pytest.approx(CEILING)]
+    assert [p.message for p in progress if p.message.startswith("updated")] == [
+        "updated lists of base", "updated lists of packages", "updated lists of luci"]
+
+
+# ============================================ 6. hostile requests rejected
+@pytest.mark.parametrize("packages", [["--force-depends"], ["a;reboot"], ["tool-a", "-d"], ["$(reboot)"],
+                                      ["tool-a", "--autoremove"], ["../etc/passwd"], ["Tool-A"], [""], []])
+def test_hostile_package_names_never_reach_opkg(sandbox, calls, system, packages):
+    for make in (lambda: InstallDependenciesJob(system, packages),
+                 lambda: UninstallDependenciesJob(system, packages)):
+        with pytest.raises(JobError) as caught:
+            make()
+        assert caught.value.code == errors.INVALID_PACKAGE_NAME
+    assert calls.entries() == []
+
+
+@pytest.mark.parametrize("dest", ["-x", "--force-depends", "sd;reboot"])
+def test_hostile_dest_is_rejected(sandbox, calls, system, dest):
+    with pytest.raises(JobError) as caught:
+        InstallDependenciesJob(system, ["tool-a"], dest=dest)
+    assert caught.value.code == errors.INVALID_PACKAGE_NAME
+    assert calls.entries() == []
+
+
+@pytest.mark.parametrize(("job_type", "params", "code"), [
+    ("install", {"packages": ["--force-depends"]}, errors.INVALID_PACKAGE_NAME),
+    ("install", {"packages": ["a;reboot"]}, errors.INVALID_PACKAGE_NAME),
+    ("install", {"packages": ["tool-a"], "dest": "-x"}, errors.INVALID_PACKAGE_NAME),
+    ("install", {"packages": ["tool-a"], "force_depends": True}, errors.INVALID_FIELD),
+    ("install", {"packages": ["tool-a"], "extra_args": ["--force-depends"]}, errors.INVALID_FIELD),
+    ("install", {"packages": ["tool-a"], "update": "sometimes"}, errors.INVALID_FIELD),
+    ("install", {"packages": "tool-a"}, errors.INVALID_FIELD),
+    ("install", {"packages": ["tool-a"], "atomic": "yes"}, errors.INVALID_FIELD),
+    ("install", {"packages": ["tool-a"], "timeout": -1}, errors.INVALID_FIELD),
+    ("install", {}, errors.MISSING_FIELD),
+    ("uninstall", {"packages": ["mylib"], "nodeps": True}, errors.INVALID_FIELD),
+    ("uninstall", {"packages": ["-a"]}, errors.INVALID_PACKAGE_NAME),
+    ("update", {"feeds": ["base"]}, errors.INVALID_FIELD),
+])
+def test_registered_factories_reject_bad_params(sandbox, calls, system, job_type, params, code):
+    registry = JobTypeRegistry()
+    register_opkg_jobs(registry, system, default_timeout=60.0)
+    with pytest.raises(JobError) as caught:
+        registry.create(job_type, params)
+    assert caught.value.code == code
+    assert calls.entries() == []
+
+
+def test_registered_factories_build_working_jobs(sandbox, calls, system, manager):
+    registry = JobTypeRegistry()
+    register_opkg_jobs(registry, system, default_timeout=60.0)
+    assert {"install", "uninstall", "update"} <= {entry["name"] for entry in registry.catalogue()}
+    install = registry.create("install", {"packages": ["tool-a"], "atomic": False, "timeout": 30})
+    assert install.timeout == 30 and install.params()["atomic"] is False
+    assert run_job(manager, install).state == "succeeded"
+    uninstall = registry.create("uninstall", {"packages": ["tool-a"]})
+    assert uninstall.timeout == 60.0
+    assert run_job(manager, uninstall).result["removed"] == ["tool-a"]
+    assert calls.commands() == ["install", "remove"]
+
+
+# =============================================== 7. few opkg processes
+def test_three_missing_packages_need_at_most_two_spawns(sandbox, calls, system, manager):
+    job = run_job(manager, InstallDependenciesJob(system, ["tool-a", "tool-b", "tool-c"]))
+    assert job.state == "succeeded", job.error
+    assert job.result["installed"] == ["tool-a", "tool-b", "tool-c"]
+    assert len(calls.entries()) <= 2
+    assert calls.commands() == ["install"]
+    assert calls.argvs()[0][-3:] == ["tool-a", "tool-b", "tool-c"]  # one call for all three
+
+
+def test_already_installed_packages_spawn_nothing(sandbox, calls, system, manager):
+    job = run_job(manager, InstallDependenciesJob(system, ["libc"]))
+    assert job.state == "succeeded" and job.result["already_present"] == ["libc"]
+    assert calls.entries() == []
+
+
+# ===================================================== 8. progress and log
+def _record_progress_calls(job, messages: bool = False) -> list[tuple[float | None, str | None]]:
+    """(fraction, job.outcome) of every set_progress call, taken on the
+    calling thread as it happens ((fraction, message) with ``messages``)."""
+    seen: list[tuple[float | None, str | None]] = []
+    original = job.set_progress
+
+    def recording(fraction=None, message=None):
+        original(fraction, message)
+        seen.append((fraction, job.progress.message if messages else job.outcome))
+
+    job.set_progress = recording
+    return seen
+
+
+def test_progress_reaches_one_exactly_when_the_job_succeeds(sandbox, calls, system, manager):
+    recorder = Recorder(manager)
+    job = InstallDependenciesJob(system, ["myapp", "tool-a"])
+    seen = _record_progress_calls(job)
+    job_id = manager.execute_job(job)
+    assert manager.wait(job_id, JOB_WAIT).state == "succeeded"
+    events = recorder.wait_final(job_id)
+
+    assert seen and all(outcome == "succeeded" for fraction, outcome in seen if fraction is not None
+                        and fraction >= 1.0)
+    progress = [e.data.fraction for e in events if e.kind == "progress"]
+    assert progress.count(1.0) == 1 and progress[-1] == 1.0
+    assert all(f is None or f < 1.0 for f in progress[:-1])
+    assert all(b >= a for a, b in zip(progress, progress[1:], strict=False) if a is not None and b is not None)
+    kinds = [e.kind for e in events]
+    one = next(i for i, e in enumerate(events) if e.kind == "progress" and e.data.fraction == 1.0)
+    assert kinds[one + 1:] == ["state"] and events[-1].data["state"] == "succeeded"
+    intermediate = {round(f, 4) for f in progress if f is not None and 0 < f < CEILING}
+    assert len(intermediate) >= 3  # live steps from opkg's lines, not a jump at the end
+
+    log = [e.data for e in events if e.kind == "log"]
+    assert "Installing myapp (1.2.3-1) to root..." in log
+    assert "Installing mylib (1.0-1) to root..." in log
+    assert {"Configuring mylib.", "Configuring myapp.", "Configuring tool-a."} <= set(log)
+    assert log.index("Configuring mylib.") < log.index("Configuring myapp.")
+    assert list(manager.get_job(job_id, remove_if_complete=False).log) == log
+
+
+@pytest.mark.parametrize("packages", [["failpkg"], ["nosuchpkg"], ["tool-a", "broken"]])
+def test_failed_jobs_never_reach_one(sandbox, calls, system, manager, packages):
+    recorder = Recorder(manager)
+    job = InstallDependenciesJob(system, packages)
+    seen = _record_progress_calls(job)
+    job_id = manager.execute_job(job)
+    assert manager.wait(job_id, JOB_WAIT).state == "failed"
+    events = recorder.wait_final(job_id)
+    assert all(f is None or f < 1.0 for f, _ in seen)
+    assert all(e.data.fraction is None or e.data.fraction < 1.0 for e in events if e.kind == "progress")
+    assert events[-1].data["progress"]["fraction"] < 1.0
+
+
+# =============================================================== 9. uninstall
+def test_uninstall_autoremoves_orphaned_dependencies(sandbox, calls, system, manager):
+    setup_run(sandbox, "install", "myapp")
+    job = run_job(manager, UninstallDependenciesJob(system, ["myapp"]))
+    assert job.state == "succeeded", job.error
+    assert job.result == {"removed": ["myapp"], "autoremoved": ["mylib"], "not_installed": []}
+    assert set(sandbox.installed()) == {"libc"}
+    assert "mylib was autoinstalled and is now orphaned, removing." in job.log
+    assert "--autoremove" in calls.argvs()[0]
+
+
+def test_uninstall_without_autoremove_keeps_dependencies(sandbox, calls, system, manager):
+    setup_run(sandbox, "install", "myapp")
+    job = run_job(manager, UninstallDependenciesJob(system, ["myapp"], autoremove=False))
+    assert job.result == {"removed": ["myapp"], "autoremoved": [], "not_installed": []}
+    assert set(sandbox.installed()) == {"libc", "mylib"}
+
+
+def test_uninstall_skips_packages_that_are_not_installed(sandbox, calls, system, manager):
+    job = run_job(manager, UninstallDependenciesJob(system, ["tool-a", "nosuchpkg"]))
+    assert job.state == "succeeded"
+    assert job.result == {"removed": [], "autoremoved": [], "not_installed": ["tool-a", "nosuchpkg"]}
+    assert calls.entries() == []
+    setup_run(sandbox, "install", "tool-b")
+    job = run_job(manager, UninstallDependenciesJob(system, ["tool-a", "tool-b"]))
+    assert job.result == {"removed": ["tool-b"], "autoremoved": [], "not_installed": ["tool-a"]}
+    assert calls.argvs()[0][-2:] == ["remove", "tool-b"]
+
+
+def test_uninstall_force_removes_despite_dependents(sandbox, calls, system, manager):
+    setup_run(sandbox, "install", "myapp")
+    job = run_job(manager, UninstallDependenciesJob(system, ["mylib"], force=True))
+    assert job.state == "succeeded", job.error
+    assert job.result["removed"] == ["mylib"]
+    assert "myapp" in sandbox.installed() and "mylib" not in sandbox.installed()
+    assert "--force-depends" in calls.argvs()[0]
+
+
+# ================================================ 10. dests and fast reads
+def test_install_to_the_sd_dest(sandbox, calls, system, manager):
+    job = run_job(manager, InstallDependenciesJob(system, ["myapp"], dest="sd"))
+    assert job.state == "succeeded", job.error
+    assert calls.argvs()[0][-4:] == ["-d", "sd", "install", "myapp"]
+    assert set(sandbox.installed("sd")) == {"myapp", "mylib"}  # libc on root satisfies the rest
+    assert set(sandbox.installed("root")) == {"libc"}
+    assert sandbox.path("/usr/bin/myapp", dest="sd").is_file()
+    assert not sandbox.path("/usr/bin/myapp").exists()
+    assert job.params()["dest"] == "sd"
+
+
+def test_default_dest_comes_from_the_system(sandbox, calls, manager):
+    system = make_system(sandbox, dest="sd")
+    job = run_job(manager, InstallDependenciesJob(system, ["tool-a"]))
+    assert job.state == "succeeded" and "tool-a" in sandbox.installed("sd")
+
+
+def test_installed_and_which_installed_read_status_without_spawning(sandbox, calls, system, manager):
+    setup_run(sandbox, "-d", "sd", "install", "myapp")
+    setup_run(sandbox, "install", "failpkg", check=False)  # exits 255, half-configured, as opkg does
+    assert system.which_installed(["myapp", "mylib", "libc", "failpkg", "nosuchpkg"]) == {
+        "myapp": "1.2.3-1", "mylib": "1.0-1", "libc": "1.2.4-4", "failpkg": None, "nosuchpkg": None}
+    installed = system.installed()
+    assert installed["myapp"].dest == "sd" and installed["libc"].dest == "root"
+    assert installed["failpkg"].state == "unpacked"
+    assert installed["mylib"].auto_installed
+    assert calls.entries() == []
+    # A half-configured package is not "already present": it is reinstalled.
+    job = run_job(manager, InstallDependenciesJob(system, ["failpkg"], atomic=False))
+    assert job.error_code == errors.SCRIPT_FAILED
+    assert "--force-reinstall" in calls.argvs()[0]
+
+
+# ========================================================== StepProgress
+def test_step_progress_maps_opkg_steps_below_the_ceiling():
+    steps = StepProgress(2)
+    assert steps.fraction() == 0.0
+    fraction, message = steps.advance(ProgressEvent(INSTALLING, "a", "1.0"))
+    assert message == "installing a" and fraction == pytest.approx(CEILING / 6)
+    assert steps.advance(ProgressEvent(DOWNLOADING, "a", "file:///a.ipk"))[0] == pytest.approx(CEILING * 2 / 6)
+    assert steps.advance(ProgressEvent(INSTALLING, "a"))[0] == pytest.approx(CEILING * 2 / 6)  # no going back
+    steps.advance(ProgressEvent(CONFIGURING, "a"))
+    steps.advance(ProgressEvent(CONFIGURING, "b"))
+    assert steps.fraction() == pytest.approx(CEILING)
+    assert steps.advance(ProgressEvent(CONFIGURING, "c"))[0] == pytest.approx(CEILING)  # unplanned: capped
+    assert steps.fraction() < 1.0
+
+
+def test_step_progress_ignores_lines_without_a_step():
+    steps = StepProgress(1)
+    assert steps.advance(ProgressEvent("up_to_date", "a")) is None
+    assert steps.advance(ProgressEvent("note", None, "Offline root mode: not running a.postinst")) is None
+    assert steps.fraction() == 0.0
+    fraction, message = steps.advance(ProgressEvent(DOWNLOADING, None, "file:///x"))
+    assert message == "downloading ?" and 0 < fraction < CEILING
+
+
+def test_step_progress_with_a_start_and_one_step_per_package():
+    steps = StepProgress(0, start=0.5, steps=1)  # expected is at least one
+    assert steps.fraction() == 0.5
+    fraction, message = steps.advance(ProgressEvent(REMOVING, "a", "root"))
+    assert message == "removing a" and fraction == pytest.approx(CEILING)
+    feeds = StepProgress(3, steps=1)
+    assert feeds.advance(ProgressEvent(DOWNLOADING, "base", "file:///f/Packages.gz"))[0] == pytest.approx(CEILING / 3)
+    assert feeds.advance(ProgressEvent(UPDATED, "base", "/x/base")) == (pytest.approx(CEILING / 3),
+                                                                        "updated lists of base")
+    assert feeds.advance(ProgressEvent(DOWNLOADING, "luci", "file:///l/Packages.gz"))[0] == pytest.approx(
+        CEILING * 2 / 3)
+

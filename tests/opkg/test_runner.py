@@ -1,0 +1,278 @@
+"""The opkg runner against the real stand-in: argv building (never a shell
+string), live output through a pty, stopping only our own process group,
+lock-wait backoff, timeouts and a missing binary."""
+from __future__ import annotations
+
+import os
+import pathlib
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from devtools.sandbox import PackageSpec, Sandbox
+from pineapple import errors
+from pineapple.errors import JobError
+from pineapple.opkg import runner as runner_module
+from pineapple.opkg.runner import OpkgRun, OpkgRunner, RunControl, RunnerSettings
+from pineapple.opkg.system import is_lock_busy
+from tests.opkg.test_jobs import (
+    STANDIN_PATH,
+    CallLog,
+    alive,
+    build_template,
+    end_process,
+    lock_holder,
+    proc_stat,
+    release_lock,
+    wait_until,
+)
+
+RUN_WAIT = 30.0
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Sandbox:
+    return build_template(tmp_path_factory)
+
+
+@pytest.fixture
+def sandbox(template: Sandbox, tmp_path: pathlib.Path) -> Sandbox:
+    return template.clone(tmp_path / "sb")
+
+
+@pytest.fixture
+def calls(sandbox: Sandbox, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> CallLog:
+    path = tmp_path / "opkg-calls.jsonl"
+    monkeypatch.setenv("OPKG_STANDIN_CALL_LOG", str(path))
+    monkeypatch.setenv("TMPDIR", str(sandbox.tmp_dir))
+    return CallLog(path)
+
+
+def make_runner(sb: Sandbox, **settings: object) -> OpkgRunner:
+    options: dict = {"binary": str(sb.opkg_path), "offline_root": str(sb.root), "conf": str(sb.conf),
+                     "env_path": STANDIN_PATH, "lock_wait": 10.0, "timeout": 60.0, **settings}
+    return OpkgRunner(RunnerSettings(**options), is_lock_busy)
+
+
+class Background:
+    """runner.run() on a thread, with the lines it streamed."""
+
+    def __init__(self, runner: OpkgRunner, args: list[str], control: RunControl) -> None:
+        self.lines: list[str] = []
+        self.waits: list[float] = []
+        self.run: OpkgRun | None = None
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, args=(runner, args, control), daemon=True)
+        self._thread.start()
+
+    def _main(self, runner: OpkgRunner, args: list[str], control: RunControl) -> None:
+        try:
+            self.run = runner.run(args, self.lines.append, control, self.waits.append)
+        except BaseException as exc:  # noqa: BLE001 - reported to the test thread
+            self.error = exc
+
+    def join(self, timeout: float = RUN_WAIT) -> OpkgRun:
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), "runner.run() did not return in time"
+        if self.error is not None:
+            raise self.error
+        assert self.run is not None
+        return self.run
+
+
+# ------------------------------------------------------------------ argv
+def test_argv_puts_root_conf_and_extra_args_before_the_command():
+    runner = OpkgRunner(RunnerSettings(offline_root="/mnt/root", conf="/etc/my opkg.conf",
+                                       extra_args=["--force-space", "-V2"]), is_lock_busy)
+    assert runner.argv(["-d", "sd", "install", "myapp"]) == [
+        "-o", "/mnt/root", "-f", "/etc/my opkg.conf", "--force-space", "-V2", "-d", "sd", "install", "myapp"]
+
+
+def test_argv_without_root_or_conf_is_just_the_arguments():
+    runner = OpkgRunner(RunnerSettings(), is_lock_busy)
+    assert runner.argv(["update"]) == ["update"]
+    runner.settings.extra_args.append("--nodeps")
+    assert runner.argv(["install", "x"]) == ["--nodeps", "install", "x"]
+    assert RunnerSettings().extra_args == []  # no list shared between settings
+
+
+def test_arguments_reach_opkg_verbatim_never_through_a_shell(sandbox, calls, tmp_path):
+    runner = make_runner(sandbox)
+    marker = tmp_path / "pwned"
+    hostile = [f"x; touch {marker}", f"$(touch {marker})", f"`touch {marker}`", "a b", "*", "'"]
+    run = runner.run(["status", *hostile], lambda line: None, RunControl())
+    assert run.rc == 0  # status of unknown packages prints nothing and returns 0
+    assert calls.argvs() == [[str(sandbox.opkg_path), *runner.argv(["status", *hostile])]]
+    assert run.argv == calls.argvs()[0]
+    assert not marker.exists()
+
+
+def test_the_environment_is_clean_and_passes_the_standin_knobs(sandbox, calls, monkeypatch):
+    monkeypatch.setenv("OPKG_STANDIN_FREE_KB", "0")
+    monkeypatch.setenv("LANG", "de_DE.UTF-8")
+    env = make_runner(sandbox)._env()
+    assert env["LC_ALL"] == "C" and "LANG" not in env
+    assert env["PATH"] == STANDIN_PATH
+    assert env["OPKG_STANDIN_FREE_KB"] == "0" and env["OPKG_STANDIN_CALL_LOG"] == str(calls.path)
+
+
+# ------------------------------------------------- live output and stopping
+SLOW_POSTINST = """#!/bin/sh
+echo $$ > {pidfile}
+exec sleep 60
+"""
+
+
+def test_live_output_and_stop_kills_only_our_process_group(sandbox, calls, tmp_path):
+    # A package whose postinst runs a long child: opkg's own child, in its group.
+    pidfile = tmp_path / "postinst.pid"
+    sandbox.add_package(PackageSpec("slowpkg", scripts={"postinst": SLOW_POSTINST.format(pidfile=pidfile)}))
+    sandbox.run("update", env=sandbox.env(call_log=None), check=True)
+    runner = make_runner(sandbox, extra_args=["--force-postinstall"])
+    # Unrelated processes: one in the test's own process group, one in its own session.
+    sibling = subprocess.Popen(["sleep", "60"])
+    stranger = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    control = RunControl()
+    try:
+        background = Background(runner, ["install", "slowpkg"], control)
+        wait_until(lambda: pidfile.exists() and pidfile.read_text().strip(), what="the postinst child")
+        # Lines arrive while opkg is still running (a pty, not a block-buffered pipe).
+        wait_until(lambda: "Configuring slowpkg." in background.lines, what="live output")
+        assert "Installing slowpkg (1.0-1) to root..." in background.lines
+        assert background.run is None  # opkg is still running (in its postinst)
+        opkg_pid = calls.pid_of("install")
+        child_pid = int(pidfile.read_text())
+        assert proc_stat(opkg_pid)[1] == opkg_pid  # opkg leads its own group
+        assert proc_stat(child_pid)[1] == opkg_pid  # ... and its child is in it
+        assert opkg_pid != os.getpgid(0)
+
+        started = time.monotonic()
+        control.stop()
+        run = background.join()
+        assert time.monotonic() - started < 2.5  # SIGTERM did it, no SIGKILL grace needed
+        assert run.rc != 0
+        assert control.stopped and control.reason == "cancelled"
+        wait_until(lambda: not alive(child_pid), what="the postinst child to die")
+        assert not alive(opkg_pid)
+        assert alive(sibling.pid) and alive(stranger.pid)
+        with pytest.raises(JobError) as caught:  # a stopped control refuses later runs
+            runner.run(["list-installed"], lambda line: None, control)
+        assert caught.value.code == errors.CANCELLED
+        assert calls.commands() == ["install"]
+    finally:
+        end_process(sibling)
+        end_process(stranger)
+
+
+STUBBORN_POSTINST = """#!/bin/sh
+trap '' TERM
+echo $$ > {pidfile}
+exec sleep 60
+"""
+
+
+def test_stop_escalates_to_sigkill_for_the_whole_group(sandbox, calls, tmp_path, monkeypatch):
+    # opkg dies of SIGTERM at once, but its postinst child ignores SIGTERM:
+    # after the grace the rest of the group gets SIGKILL all the same.
+    monkeypatch.setattr(runner_module, "KILL_GRACE", 0.3)
+    pidfile = tmp_path / "postinst.pid"
+    sandbox.add_package(PackageSpec("stubborn", scripts={"postinst": STUBBORN_POSTINST.format(pidfile=pidfile)}))
+    sandbox.run("update", env=sandbox.env(call_log=None), check=True)
+    control = RunControl()
+    background = Background(make_runner(sandbox, extra_args=["--force-postinstall"]), ["install", "stubborn"],
+                            control)
+    wait_until(lambda: pidfile.exists() and pidfile.read_text().strip(), what="the postinst child")
+    child_pid = int(pidfile.read_text())
+    try:
+        control.stop()
+        assert background.join().rc != 0
+        assert not alive(calls.pid_of("install"))
+        wait_until(lambda: not alive(child_pid), timeout=5, what="SIGKILL of the group")
+    finally:
+        if alive(child_pid):  # only if the test failed: do not leave it behind
+            os.kill(child_pid, signal.SIGKILL)
+
+
+def test_stop_before_the_run_spawns_nothing(sandbox, calls):
+    control = RunControl()
+    control.stop("timeout")
+    control.stop("cancelled")  # the first reason sticks
+    with pytest.raises(JobError) as caught:
+        make_runner(sandbox).run(["update"], lambda line: None, control)
+    assert caught.value.code == errors.TIMEOUT
+    assert calls.entries() == []
+
+
+def test_run_timeout_kills_the_process(sandbox, calls, monkeypatch):
+    monkeypatch.setenv("OPKG_STANDIN_HANG", "download")
+    control = RunControl()
+    lines: list[str] = []
+    with pytest.raises(JobError) as caught:
+        make_runner(sandbox, timeout=0.5).run(["install", "tool-a"], lines.append, control)
+    assert caught.value.code == errors.TIMEOUT
+    assert control.reason == "timeout"
+    wait_until(lambda: not alive(calls.pid_of("install")), what="opkg to die")
+    assert any(line.startswith("Downloading ") for line in lines)
+
+
+def test_run_collects_stdout_stderr_and_rc(sandbox, calls):
+    lines: list[str] = []
+    run = make_runner(sandbox).run(["install", "nosuchpkg"], lines.append, RunControl())
+    assert run.rc == 255
+    assert run.stdout == lines == ["Unknown package 'nosuchpkg'."]  # no \r from the pty
+    assert run.stderr == "Collected errors:\n * opkg_install_cmd: Cannot install package nosuchpkg.\n"
+    assert run.lock_waits == 0 and run.seconds > 0
+
+
+# ------------------------------------------------------------ the lock
+def test_lock_busy_backs_off_then_gives_up(sandbox, calls):
+    runner = make_runner(sandbox, lock_wait=0.8)
+    with lock_holder(sandbox):
+        started = time.monotonic()
+        run = runner.run(["install", "tool-a"], lambda line: None, RunControl(), None)
+        elapsed = time.monotonic() - started
+        assert os.path.exists(sandbox.lock_path)
+    assert run.rc == 255 and is_lock_busy(run)
+    assert "Could not lock" in run.stderr
+    assert 0.8 <= elapsed < 5
+    assert run.lock_waits >= 2
+    assert calls.commands() == ["install"] * (run.lock_waits + 1)
+
+
+def test_lock_wait_retries_until_released(sandbox, calls):
+    runner = make_runner(sandbox, lock_wait=30)
+    with lock_holder(sandbox) as holder:
+        background = Background(runner, ["install", "tool-a"], RunControl())
+        wait_until(lambda: len(background.waits) >= 2, what="two lock waits")
+        assert background.waits == sorted(background.waits)  # seconds waited so far
+        assert os.path.exists(sandbox.lock_path)
+        release_lock(holder)
+        run = background.join()
+    assert run.rc == 0 and run.lock_waits >= 2
+    assert "tool-a" in sandbox.installed()
+
+
+def test_cancel_during_the_lock_wait(sandbox, calls):
+    control = RunControl()
+    with lock_holder(sandbox):
+        background = Background(make_runner(sandbox, lock_wait=30), ["install", "tool-a"], control)
+        wait_until(lambda: background.waits, what="a lock wait")
+        control.stop()
+        with pytest.raises(JobError) as caught:
+            background.join()
+    assert caught.value.code == errors.CANCELLED
+
+
+# ----------------------------------------------------------- no binary
+def test_opkg_not_found(sandbox, calls, tmp_path):
+    not_executable = tmp_path / "opkg"
+    not_executable.write_text("#!/bin/sh\n")
+    for binary in (str(tmp_path / "missing" / "opkg"), str(not_executable), "no-such-opkg-binary"):
+        with pytest.raises(JobError) as caught:
+            make_runner(sandbox, binary=binary).run(["update"], lambda line: None, RunControl())
+        assert caught.value.code == errors.OPKG_NOT_FOUND
+        assert binary in str(caught.value)
+    assert calls.entries() == []
