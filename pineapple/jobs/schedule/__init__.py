@@ -13,41 +13,31 @@ durations. Standard library only; ``zoneinfo`` and ``random`` are imported
 on first use.
 """
 
-from ._base import ScheduleError, Trigger, local_timezone, resolve_timezone
-from .cron import CronTrigger
-from .durations import format_duration, parse_duration
-from .spec import trigger_from_dict, trigger_from_spec
-from .triggers import (
-    DateTrigger,
-    IntervalTrigger,
-    custom,
-    daily,
-    every,
-    hourly,
-    monthly,
-    once,
-    parse_time_of_day,
-    weekly,
-)
+from importlib import import_module
+from typing import Any
 
-__all__ = [
-    "CronTrigger",
-    "DateTrigger",
-    "IntervalTrigger",
-    "ScheduleError",
-    "Trigger",
-    "custom",
-    "daily",
-    "every",
-    "format_duration",
-    "hourly",
-    "local_timezone",
-    "monthly",
-    "once",
-    "parse_duration",
-    "parse_time_of_day",
-    "resolve_timezone",
-    "trigger_from_dict",
-    "trigger_from_spec",
-    "weekly",
-]
+# Exports are loaded on first use (PEP 562): the daemon imports the
+# scheduler at start, but the trigger layer only once a schedule needs it.
+_EXPORTS = {
+    "ScheduleError": "._base", "Trigger": "._base", "local_timezone": "._base", "resolve_timezone": "._base",
+    "CronTrigger": ".cron", "format_duration": ".durations", "parse_duration": ".durations",
+    "trigger_from_dict": ".spec", "trigger_from_spec": ".spec",
+    "DateTrigger": ".triggers", "IntervalTrigger": ".triggers", "custom": ".triggers", "daily": ".triggers",
+    "every": ".triggers", "hourly": ".triggers", "monthly": ".triggers", "once": ".triggers",
+    "parse_time_of_day": ".triggers", "weekly": ".triggers",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
