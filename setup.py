@@ -16,7 +16,6 @@ setup(
     license="MIT",
     python_requires=">=3.10",
     packages=find_packages(include=["pineapple", "pineapple.*"]),
-    package_data={"pineapple.modules": ["static/*"]},
     install_requires=["sh>=2.0", "paho-mqtt>=2.0"],
     entry_points={
         "console_scripts": [

@@ -556,6 +556,9 @@ class JobManager:
         remove = bool(getattr(request, "remove_if_complete", True))
         job = self.get_job(job_id, remove_if_complete=remove) if isinstance(job_id, str) else None
         if job is None:
-            return f"no job with id {job_id!r}", False
+            # Pineapple front ends never read "error": an error answer would make
+            # them poll forever. A complete job with an error ends their loop.
+            return {"is_complete": True, "result": None,
+                    "job_error": f"no job with id {job_id!r}: it finished and was removed, or was lost"}
         summary = job.summary()
         return {key: summary[key] for key in ("is_complete", "result", "job_error")}
