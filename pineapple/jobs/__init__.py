@@ -16,8 +16,18 @@ from .clock import FakeClock, SystemClock
 from .events import JobEvent
 from .job import Job, RecordedJob
 from .manager import JobManager, Submission
-from .state import (ACTIVE_STATES, CANCELLED, FAILED, HELD, INTERRUPTED, QUEUED, RUNNING, SUCCEEDED,
-                    TERMINAL_STATES, Progress)
+from .state import (
+    ACTIVE_STATES,
+    CANCELLED,
+    FAILED,
+    HELD,
+    INTERRUPTED,
+    QUEUED,
+    RUNNING,
+    SUCCEEDED,
+    TERMINAL_STATES,
+    Progress,
+)
 
 __all__ = [
     "Job", "JobManager", "JobError", "JobEvent", "RecordedJob", "Submission", "Progress",

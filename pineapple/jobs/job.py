@@ -17,6 +17,7 @@ from .state import ACTIVE_STATES, QUEUED, SUCCEEDED, Progress
 
 TResult = TypeVar("TResult")
 EventSink = Callable[["Job", str, Any], None]
+Hook = Callable[["Job"], Any]
 
 DEFAULT_LOG_LINES = 200
 
@@ -33,6 +34,9 @@ class Job(Generic[TResult]):
     - ``resource``: jobs naming the same resource (e.g. ``"opkg"``) run one at
       a time, in submission order.
     - ``log_lines``: how many log lines the tail keeps (default 200).
+    - ``on_success`` / ``on_failure``: hooks ``fn(job)`` run after the job's
+      callbacks when it succeeded / did not (failed, cancelled). A failing
+      hook is logged in the job's log and never changes the outcome.
     """
 
     job_type: str = ""
@@ -43,8 +47,11 @@ class Job(Generic[TResult]):
 
     def __init__(self, *, timeout: float | None = None, max_retries: int | None = None,
                  retry_delay: float | None = None, resource: str | None = None,
-                 log_lines: int = DEFAULT_LOG_LINES) -> None:
+                 log_lines: int = DEFAULT_LOG_LINES, on_success: list[Hook] | None = None,
+                 on_failure: list[Hook] | None = None) -> None:
         self._set_options(timeout, max_retries, retry_delay, resource)
+        self.on_success: list[Hook] = list(on_success or ())
+        self.on_failure: list[Hook] = list(on_failure or ())
         self.id: str | None = None
         self.is_complete: bool = False
         self.result: TResult | None = None

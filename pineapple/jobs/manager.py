@@ -470,12 +470,15 @@ class JobManager:
                 self._track_finished(job.id)
 
     def _run_callbacks(self, job: Job) -> None:
-        for callback in getattr(job, "_callbacks", ()):
+        """Callbacks, then the success or failure hooks; each isolated."""
+        hooks = job.on_success if job.outcome == SUCCEEDED else job.on_failure
+        for kind, callback in [*(("callback", c) for c in getattr(job, "_callbacks", ())),
+                               *(("hook", h) for h in hooks)]:
             try:
                 callback(job)
             except Exception as exc:
-                job.add_log_line(f"ERROR: callback {getattr(callback, '__name__', callback)!s} failed: {exc}")
-                self.logger.exception("callback of job %s failed", job.id)
+                job.add_log_line(f"ERROR: {kind} {getattr(callback, '__name__', callback)!s} failed: {exc}")
+                self.logger.exception("%s of job %s failed", kind, job.id)
 
     def _interrupt(self, job: Job, why: str) -> None:
         """Close the record of a job that will never run. Lock held."""

@@ -452,3 +452,20 @@ def test_log_pages_by_absolute_line_number(manager):
     old = job.log_page(offset=0, limit=2)
     assert old["offset"] == 20 and old["lines"] == ["line 20", "line 21"] and old["truncated"] is True
     assert job.log_page(offset=30)["lines"] == []
+
+
+# -------------------------------------------------------------------- hooks
+def test_success_and_failure_hooks_never_change_the_outcome(manager):
+    seen = []
+
+    def broken_hook(job):
+        raise RuntimeError("hook bug")
+
+    ok = ReturnJob(1, on_success=[broken_hook, lambda job: seen.append(("ok", job.id))],
+                   on_failure=[lambda job: seen.append(("not expected", job.id))])
+    bad = FailJob("boom", on_failure=[lambda job: seen.append(("failed", job.error))])
+    ok_id, bad_id = manager.execute_job(ok), manager.execute_job(bad)
+    assert manager.wait(ok_id, WAIT).state == "succeeded"
+    assert manager.wait(bad_id, WAIT).state == "failed"
+    assert sorted(seen) == sorted([("ok", ok_id), ("failed", "boom")])
+    assert any("hook broken_hook failed: hook bug" in line for line in ok.log)
