@@ -8,14 +8,16 @@ job, reading a record, reading opkg's status file.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import __version__, errors
 from ..errors import JobError
 from ..jobs import TERMINAL_STATES, Job, JobManager
-from ..jobs.registry import JobTypeRegistry
 from ..jobs.state import ALL_STATES
 from .protocol import INVALID_FIELD, UNKNOWN_ACTION, ApiError, field
+
+if TYPE_CHECKING:  # the registry (and the dataclasses it uses) is loaded with the first job type
+    from ..jobs.registry import JobTypeRegistry
 
 MAX_PAGE = 500
 # Keys of a submit request that are not job parameters.

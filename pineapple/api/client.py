@@ -77,8 +77,23 @@ class _LineSocket:
                 raise ConnectionResetError("the daemon closed the connection")
             self._buf += chunk
 
+    def pending_answer(self) -> dict | None:
+        """After a failed send: the line the daemon left before hanging up
+        (a refusal such as ``forbidden`` or ``too_many_connections``), if any."""
+        try:
+            self.sock.settimeout(1.0)
+            return self.read()
+        except (OSError, ValueError):
+            return None
+
     def close(self) -> None:
         self.sock.close()
+
+
+def _refusal(answer: dict | None) -> ApiError | None:
+    if answer is None or answer.get("ok") is not False:
+        return None
+    return ApiError(str(answer.get("error")), str(answer.get("code")))
 
 
 class JobClient:
@@ -162,7 +177,13 @@ class JobClient:
         ``timeout`` bounds each wait for the next event."""
         conn = _LineSocket(self.path, timeout)
         try:
-            conn.send({"action": "follow", "job_id": job_id, "log": log})
+            try:
+                conn.send({"action": "follow", "job_id": job_id, "log": log})
+            except OSError:
+                refusal = _refusal(conn.pending_answer())
+                if refusal is not None:
+                    raise refusal from None
+                raise
             first = conn.read()
             if not first.get("ok"):
                 raise ApiError(str(first.get("error")), str(first.get("code")))
@@ -201,7 +222,12 @@ class JobClient:
         try:
             conn.send(message)
         except OSError:
+            # The daemon may have refused this connection and hung up before
+            # the request went out: its answer is still there to read.
+            refusal = conn.pending_answer() if fresh else None
             self.close()
+            if refusal is not None:
+                return refusal
             if retry and not fresh:  # a stale connection to a restarted daemon
                 return self._exchange(message, retry=False)
             raise DaemonUnavailable(f"cannot send to pineapple-jobd at {self.path}") from None

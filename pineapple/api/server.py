@@ -1,16 +1,27 @@
-"""The socket API server: one I/O thread (``selectors``) serves every client.
+"""The socket API server: one I/O thread (``epoll``) serves every client.
 
 Safety properties (see docs/protocol.md):
 
 - the socket is created inside a private 0700 directory, given mode 0660
   and its group, then renamed into place: there is no moment when others
   could connect;
-- peers are checked with ``SO_PEERCRED`` (root, the daemon's uid, the
-  configured uids and groups) and refused with ``forbidden``;
+- peers are checked with ``SO_PEERCRED`` / ``SO_PEERGROUPS`` (root, the
+  daemon's uid, the configured uids and groups) and refused with
+  ``forbidden`` (or ``too_many_connections``): the answer, then end-of-file;
+  what a refused client still sends is read and ignored for a moment, so it
+  can read the answer instead of failing on a broken pipe;
 - a line over 64 KiB gets ``request_too_large`` and the connection is
-  closed; a client that stops reading its answers is disconnected once its
-  buffer passes 1 MiB; idle connections are closed after ``idle_timeout``;
+  closed; a client that does not read its answers stops being read from
+  once 256 KiB of answers wait for it (back-pressure), is disconnected once
+  its buffer passes 1 MiB (a follower: events keep coming) or when it made no
+  progress for ``idle_timeout``; idle connections are closed after
+  ``idle_timeout``;
 - the number of connections is bounded.
+
+The loop sleeps in ``epoll_wait`` with no timeout unless a connection has
+an idle deadline: an idle daemon causes no wake-ups. Out of file
+descriptors, it stops accepting (instead of spinning on the listener) until
+a connection closes or a second has passed.
 """
 from __future__ import annotations
 
@@ -18,15 +29,16 @@ import errno
 import fcntl
 import logging
 import os
-import selectors
+import select
 import socket
 import struct
-import time
 from collections import deque
 from collections.abc import Callable
+from time import monotonic
 from typing import Any
 
 from ..jobs.events import LOG, PROGRESS, REMOVED, STATE, JobEvent
+from ..jobs.state import TERMINAL_STATES
 from . import actions
 from .protocol import (
     FORBIDDEN,
@@ -35,18 +47,32 @@ from .protocol import (
     REQUEST_TOO_LARGE,
     TOO_MANY_CONNECTIONS,
     ApiError,
+    answer_ok,
+    answer_raw,
     decode_request,
+    dumps,
     encode,
     fail,
+    field,
     ok,
 )
 
 log = logging.getLogger("pineapple.api")
 
 READ_CHUNK = 65536
-MAX_OUTBUF = 1 << 20          # a client that lets this much pile up is dropped
+MAX_OUTBUF = 1 << 20          # a follower that lets this much pile up is dropped
 PAUSE_READING_AT = 256 * 1024  # stop reading requests while answers pile up
+FINAL_ANSWERS_KEPT = 256       # encoded poll answers of finished jobs (see _poll_job)
+REFUSED_LINGER = 2.0           # seconds a refused client may still send (ignored) before it is closed
+MAX_LINGERING = 16             # refused clients kept lingering at most; more are closed at once
 _UCRED = struct.Struct("3i")
+_EPOLLIN, _EPOLLOUT = select.EPOLLIN, select.EPOLLOUT
+_READABLE = select.EPOLLIN | select.EPOLLHUP | select.EPOLLERR
+_WRITABLE = select.EPOLLOUT | select.EPOLLHUP | select.EPOLLERR
+# SO_PEERGROUPS (Linux >= 4.13) has the generic number 59 wherever SO_PEERCRED
+# has its generic number 17; elsewhere (mips, powerpc, ...) /proc is read.
+_SO_PEERGROUPS = 59 if socket.SO_PEERCRED == 17 else None
+_OUT_OF_RESOURCES = frozenset((errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM))
 
 
 class ServerError(RuntimeError):
@@ -54,30 +80,48 @@ class ServerError(RuntimeError):
 
 
 class Peer:
-    __slots__ = ("pid", "uid", "gid")
+    __slots__ = ("pid", "uid", "gid", "_groups")
 
-    def __init__(self, pid: int, uid: int, gid: int) -> None:
+    def __init__(self, pid: int, uid: int, gid: int, groups: set[int] | None = None) -> None:
         self.pid, self.uid, self.gid = pid, uid, gid
+        self._groups = groups
 
     def groups(self) -> set[int]:
-        """Primary and supplementary groups (from /proc; primary only if gone)."""
+        """Primary and supplementary groups at connect time (SO_PEERGROUPS),
+        else read from /proc while the process is still the peer."""
+        if self._groups is not None:
+            return self._groups | {self.gid}
         groups = {self.gid}
         try:
             with open(f"/proc/{self.pid}/status") as status:
-                for line in status:
-                    if line.startswith("Groups:"):
-                        groups.update(int(g) for g in line.split()[1:])
+                lines = {line.split(":", 1)[0]: line.split()[1:] for line in status}
         except OSError:
-            pass
+            return groups
+        # A recycled pid must not lend its groups: the ids have to match.
+        if int(lines.get("Uid", ["-1", "-1"])[1]) == self.uid and int(lines.get("Gid", ["-1", "-1"])[1]) == self.gid:
+            groups.update(int(g) for g in lines.get("Groups", ()))
         return groups
 
 
+def _peer_of(sock: socket.socket) -> Peer:
+    pid, uid, gid = _UCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size))
+    groups = None
+    if _SO_PEERGROUPS is not None:
+        try:
+            raw = sock.getsockopt(socket.SOL_SOCKET, _SO_PEERGROUPS, 4 * 256)
+            groups = set(struct.unpack(f"{len(raw) // 4}I", raw))
+        except OSError:  # old kernel (ENOPROTOOPT) or more than 256 groups (ERANGE)
+            groups = None
+    return Peer(pid, uid, gid, groups)
+
+
 class Connection:
-    __slots__ = ("sock", "peer", "inbuf", "outbuf", "last_active", "following", "backlog",
-                 "closing", "eof", "events")
+    __slots__ = ("sock", "fd", "peer", "inbuf", "outbuf", "last_active", "following", "backlog",
+                 "closing", "closed", "eof", "paused", "events")
 
     def __init__(self, sock: socket.socket, peer: Peer, now: float) -> None:
         self.sock = sock
+        self.fd = sock.fileno()
         self.peer = peer
         self.inbuf = bytearray()
         self.outbuf = bytearray()
@@ -85,8 +129,10 @@ class Connection:
         self.following: str | None = None   # job id whose events this connection streams
         self.backlog: deque[bytes] = deque()  # requests received while following
         self.closing = False  # close once outbuf is flushed
+        self.closed = False
         self.eof = False
-        self.events = selectors.EVENT_READ  # what the selector watches for (0: not registered)
+        self.paused = False   # complete requests wait in inbuf until answers drain
+        self.events = _EPOLLIN  # what epoll watches for (0: not registered)
 
 
 class ApiServer:
@@ -102,15 +148,21 @@ class ApiServer:
         self.idle_timeout = idle_timeout
         self._allowed_uids = {0, os.getuid(), *allowed_uids}
         self._allowed_gids = set(allowed_gids)
-        self._sel = selectors.DefaultSelector()
+        self._epoll = select.epoll()
         self._listener: socket.socket | None = None
+        self._listen_fd = -1
+        self._accept_paused = False
         self._lock_fd: int | None = None
         self._conns: dict[int, Connection] = {}
         self._followers: dict[str, set[Connection]] = {}
         self._events: deque[JobEvent] = deque()
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._wake_pending = False
         self._running = False
         self._calls: deque[Callable[[], None]] = deque()
+        self._idle_deadline: float | None = None  # no connection can expire before this
+        self._final_answers: dict[str, bytes] = {}  # job id -> poll payload of a finished job
+        self._lingering: dict[int, tuple[socket.socket, float]] = {}  # refused: fd -> (socket, deadline)
         self.requests_served = 0
 
     # ============================================================ lifecycle
@@ -126,17 +178,39 @@ class ApiServer:
             self.acquire()
         self._listener = self._create_socket()
         self._listener.setblocking(False)
-        self._sel.register(self._listener, selectors.EVENT_READ, "accept")
-        self._sel.register(self._wake_r, selectors.EVENT_READ, "wake")
+        self._listen_fd = self._listener.fileno()
+        self._epoll.register(self._listen_fd, _EPOLLIN)
+        self._epoll.register(self._wake_r, _EPOLLIN)
         self.service.manager.add_listener(self._on_job_event)
 
     def serve_forever(self) -> None:
         """Run the I/O loop until :meth:`stop` is called."""
         self._running = True
+        poll = self._epoll.poll
+        conns = self._conns
         while self._running:
-            for key, mask in self._sel.select(self._select_timeout()):
-                self._dispatch(key, mask)
-            self._close_idle()
+            deadline = self._idle_deadline
+            events = poll(-1 if deadline is None else max(0.0, deadline - monotonic()))
+            for fd, mask in events:
+                conn = conns.get(fd)
+                try:
+                    if conn is not None:
+                        if mask & _READABLE:
+                            self._read(conn)
+                        if mask & _WRITABLE and not conn.closed:
+                            self._flush(conn)
+                    elif fd == self._listen_fd:
+                        self._accept()
+                    elif fd == self._wake_r:
+                        self._drain_wakeups()
+                    elif fd in self._lingering:
+                        self._drain_refused(fd)
+                except Exception:  # a bug must cost one connection at most, never the daemon
+                    log.exception("internal error in the I/O loop")
+                    if conn is not None:
+                        self._drop(conn)
+            if self._idle_deadline is not None and monotonic() >= self._idle_deadline:
+                self._close_idle()
 
     def stop(self) -> None:
         """Make :meth:`serve_forever` return (safe from any thread or a signal handler)."""
@@ -150,10 +224,16 @@ class ApiServer:
     def close(self) -> None:
         """Close every connection, remove the socket file and release the lock."""
         for conn in list(self._conns.values()):
-            self._flush(conn)
+            if conn.outbuf:  # best effort: what is already answered
+                try:
+                    conn.sock.send(conn.outbuf)
+                except OSError:
+                    pass
             self._drop(conn)
+        for fd in list(self._lingering):
+            self._close_refused(fd)
         if self._listener is not None:
-            self._sel.unregister(self._listener)
+            self._epoll.unregister(self._listen_fd)
             self._listener.close()
             self._listener = None
             _unlink_quietly(self.path)
@@ -161,6 +241,11 @@ class ApiServer:
             _unlink_quietly(self.path + ".lock")
             os.close(self._lock_fd)
             self._lock_fd = None
+        if self._wake_r >= 0:
+            self._epoll.close()
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+            self._wake_r = self._wake_w = -1
 
     @property
     def connection_count(self) -> int:
@@ -223,59 +308,139 @@ class ApiServer:
         os.chown(path, -1, gid)
         self._allowed_gids.add(gid)
 
-    # ============================================================== the loop
-    def _dispatch(self, key: selectors.SelectorKey, mask: int) -> None:
-        if key.data == "accept":
-            self._accept()
-        elif key.data == "wake":
-            self._drain_wakeups()
-        else:
-            conn: Connection = key.data
-            if mask & selectors.EVENT_READ:
-                self._read(conn)
-            if mask & selectors.EVENT_WRITE and conn.sock.fileno() >= 0:
-                self._flush(conn)
-
-    def _select_timeout(self) -> float | None:
-        # Only connections have deadlines: an idle daemon sleeps forever.
-        deadlines = [c.last_active for c in self._conns.values() if c.following is None]
-        if not deadlines:
-            return None
-        return max(0.0, min(deadlines) + self.idle_timeout - time.monotonic())
-
-    def _close_idle(self) -> None:
-        limit = time.monotonic() - self.idle_timeout
-        for conn in [c for c in self._conns.values() if c.following is None and c.last_active <= limit]:
-            log.debug("closing idle connection from pid %s", conn.peer.pid)
-            self._drop(conn)
-
+    # ========================================================== connections
     def _accept(self) -> None:
         for _ in range(32):  # take a burst of waiting clients per wake-up
             try:
                 sock, _ = self._listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
+            except OSError as exc:
+                if exc.errno in _OUT_OF_RESOURCES:  # stop accepting until one closes
+                    log.warning("cannot accept connections: %s", exc)
+                    self._pause_accepting()
+                else:  # that client is gone already
+                    log.debug("accept failed: %s", exc)
+                return
             self._admit(sock)
+
+    def _pause_accepting(self) -> None:
+        """Stop watching the listener (it would report readable in a busy
+        loop) until a connection closes or a second has passed."""
+        if not self._accept_paused and self._listener is not None:
+            self._accept_paused = True
+            self._epoll.modify(self._listen_fd, 0)
+            retry = monotonic() + 1.0
+            if self._idle_deadline is None or retry < self._idle_deadline:
+                self._idle_deadline = retry
+
+    def _resume_accepting(self) -> None:
+        if self._accept_paused and self._listener is not None:
+            self._accept_paused = False
+            self._epoll.modify(self._listen_fd, _EPOLLIN)
 
     def _admit(self, sock: socket.socket) -> None:
         sock.setblocking(False)
-        peer = Peer(*_UCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)))
+        try:
+            peer = _peer_of(sock)
+        except OSError:
+            sock.close()
+            return
         refusal = self._refusal(peer)
         if refusal is not None:
-            _send_and_close(sock, refusal)
+            self._refuse(sock, refusal)
             return
-        conn = Connection(sock, peer, time.monotonic())
-        self._conns[sock.fileno()] = conn
-        self._sel.register(sock, selectors.EVENT_READ, conn)
+        now = monotonic()
+        conn = Connection(sock, peer, now)
+        self._conns[conn.fd] = conn
+        self._epoll.register(conn.fd, _EPOLLIN)
+        if self._idle_deadline is None:
+            self._idle_deadline = now + self.idle_timeout
 
     def _refusal(self, peer: Peer) -> bytes | None:
+        if peer.uid not in self._allowed_uids and not (self._allowed_gids and self._allowed_gids & peer.groups()):
+            log.warning("refusing connection from uid %s gid %s pid %s", peer.uid, peer.gid, peer.pid)
+            return fail(f"uid {peer.uid} may not use pineapple-jobd", FORBIDDEN)
         if len(self._conns) >= self.max_connections:
             log.warning("refusing connection from pid %s: %d connections open", peer.pid, len(self._conns))
             return fail(f"too many connections (limit {self.max_connections})", TOO_MANY_CONNECTIONS)
-        if peer.uid in self._allowed_uids or self._allowed_gids & peer.groups():
-            return None
-        log.warning("refusing connection from uid %s gid %s pid %s", peer.uid, peer.gid, peer.pid)
-        return fail(f"uid {peer.uid} may not use pineapple-jobd", FORBIDDEN)
+        return None
+
+    def _refuse(self, sock: socket.socket, answer: bytes) -> None:
+        """Answer a refused client, then end-of-file. It is not cut off at
+        once: a client that sends its request only now would get a broken
+        pipe instead of reading the answer. What it sends is read and
+        ignored until it hangs up or ``REFUSED_LINGER`` seconds pass."""
+        try:
+            sock.send(answer)
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            sock.close()
+            return
+        if len(self._lingering) >= MAX_LINGERING:
+            _discard_and_close(sock)
+            return
+        deadline = monotonic() + REFUSED_LINGER
+        self._lingering[sock.fileno()] = (sock, deadline)
+        self._epoll.register(sock.fileno(), _EPOLLIN)
+        if self._idle_deadline is None or deadline < self._idle_deadline:
+            self._idle_deadline = deadline
+
+    def _drain_refused(self, fd: int) -> None:
+        sock = self._lingering[fd][0]
+        try:
+            if sock.recv(65536):
+                return  # ignored; wait for end-of-file (or the deadline)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            pass
+        self._close_refused(fd)
+
+    def _close_refused(self, fd: int) -> None:
+        sock, _ = self._lingering.pop(fd)
+        try:
+            self._epoll.unregister(fd)
+        except OSError:
+            pass
+        _discard_and_close(sock)
+
+    def _close_idle(self) -> None:
+        """Close connections idle for ``idle_timeout``; find the next deadline."""
+        self._resume_accepting()
+        now = monotonic()
+        limit = now - self.idle_timeout
+        earliest = None
+        for conn in list(self._conns.values()):
+            if conn.following is not None:
+                continue  # a follower waits for its job, however long that takes
+            if conn.last_active <= limit:
+                log.debug("closing idle connection from pid %s", conn.peer.pid)
+                self._drop(conn)
+            elif earliest is None or conn.last_active < earliest:
+                earliest = conn.last_active
+        deadline = None if earliest is None else earliest + self.idle_timeout
+        for fd, (_, until) in list(self._lingering.items()):
+            if until <= now:
+                self._close_refused(fd)
+            elif deadline is None or until < deadline:
+                deadline = until
+        self._idle_deadline = deadline
+
+    def _drop(self, conn: Connection) -> None:
+        if conn.closed:
+            return
+        conn.closed = True
+        self._unfollow(conn)
+        self._conns.pop(conn.fd, None)
+        if conn.events:
+            try:
+                self._epoll.unregister(conn.fd)
+            except OSError:
+                pass
+            conn.events = 0
+        conn.sock.close()
+        self._resume_accepting()
 
     # ================================================================ reading
     def _read(self, conn: Connection) -> None:
@@ -286,38 +451,58 @@ class ApiServer:
         except OSError:
             self._drop(conn)
             return
-        conn.last_active = time.monotonic()
+        conn.last_active = monotonic()
         if not data:
             conn.eof = True
-        conn.inbuf += data
-        self._process_lines(conn)
+            self._process_lines(conn)
+        elif not conn.inbuf and data.find(b"\n") == len(data) - 1 and len(data) <= MAX_LINE + 1 \
+                and conn.following is None and not conn.outbuf and not conn.closing:
+            self._handle_line(conn, data[:-1])  # the usual case: exactly one request
+        else:
+            conn.inbuf += data
+            self._process_lines(conn)
         self._flush(conn)
 
     def _process_lines(self, conn: Connection) -> None:
-        while not conn.closing and len(conn.outbuf) < PAUSE_READING_AT:
-            end = conn.inbuf.find(b"\n")
+        """Answer the complete request lines in ``inbuf`` (until answers pile up)."""
+        buf = conn.inbuf
+        start = 0
+        complete = True  # every complete line was handled
+        while not conn.closing and not conn.closed:
+            end = buf.find(b"\n", start)
             if end < 0:
-                self._handle_partial(conn)
                 break
-            line = bytes(conn.inbuf[:end])
-            del conn.inbuf[:end + 1]
+            if end - start > MAX_LINE:
+                start = len(buf)
+                self._too_large(conn)
+                break
+            if len(conn.outbuf) >= PAUSE_READING_AT:
+                complete = False
+                break
+            line = buf[start:end]
+            start = end + 1
             self._handle_line(conn, line)
-        self._update_interest(conn)
+        if start:
+            del buf[:start]
+        conn.paused = not complete
+        if complete and not conn.closing and not conn.closed:
+            self._handle_partial(conn)
 
     def _handle_partial(self, conn: Connection) -> None:
         if len(conn.inbuf) > MAX_LINE:
+            self._too_large(conn)
+        elif conn.eof and conn.inbuf:
+            line = bytes(conn.inbuf)  # a last request without its newline
             conn.inbuf.clear()
-            self._reply(conn, fail(f"request line longer than {MAX_LINE} bytes", REQUEST_TOO_LARGE))
-            conn.closing = True
-        elif conn.eof:
-            if conn.inbuf.strip():  # a last request without its newline
-                line = bytes(conn.inbuf)
-                conn.inbuf.clear()
-                self._handle_line(conn, line)
-            conn.closing = conn.following is None and not conn.backlog
+            self._handle_line(conn, line)
 
-    def _handle_line(self, conn: Connection, line: bytes) -> None:
-        if not line.strip():
+    def _too_large(self, conn: Connection) -> None:
+        conn.inbuf.clear()
+        self._reply(conn, fail(f"request line longer than {MAX_LINE} bytes", REQUEST_TOO_LARGE))
+        conn.closing = True
+
+    def _handle_line(self, conn: Connection, line: bytes | bytearray) -> None:
+        if not line or line.isspace():
             return
         if conn.following is not None:
             conn.backlog.append(line)
@@ -325,79 +510,103 @@ class ApiServer:
         self.requests_served += 1
         self._reply(conn, self._answer(conn, line))
 
-    def _answer(self, conn: Connection, line: bytes) -> bytes:
+    def _answer(self, conn: Connection, line: bytes | bytearray) -> bytes:
         request_id = None
         try:
             request = decode_request(line)
             request_id = request.get("id")
-            if request["action"] == "follow":
+            action = request["action"]
+            if action == "poll_job":
+                return self._poll_job(request, request_id)
+            if action == "follow":
                 return self._start_follow(conn, request)
-            return ok(actions.handle(self.service, request), request_id)
+            return answer_ok(actions.handle(self.service, request), request_id)
         except ApiError as exc:
             return fail(exc.message, exc.code, request_id)
         except Exception as exc:  # a handler bug must not take the daemon down
-            log.exception("internal error answering %r", line[:200])
+            log.exception("internal error answering %r", bytes(line[:200]))
             return fail(f"internal error: {type(exc).__name__}: {exc}", INTERNAL_ERROR, request_id)
+
+    def _poll_job(self, request: dict, request_id: Any) -> bytes:
+        """``poll_job``, the request pollers send most: the answer about a
+        finished job never changes, so its encoding is kept (ids are never reused)."""
+        remove = field(request, "remove_if_complete", bool, False)
+        job = actions.find_job(self.service, request)
+        payload = self._final_answers.get(job.id)
+        if payload is None:
+            summary = job.summary()
+            payload = dumps(summary).encode("utf-8")
+            # Final only once both are set (is_complete is set just before the state).
+            if summary["is_complete"] and summary["state"] in TERMINAL_STATES:
+                if len(self._final_answers) >= FINAL_ANSWERS_KEPT:
+                    self._final_answers.clear()
+                self._final_answers[job.id] = payload
+        if remove and job.is_complete:
+            self.service.manager.remove_job(job.id)
+        return answer_raw(payload, request_id)
 
     # ================================================================ writing
     def _reply(self, conn: Connection, data: bytes) -> None:
+        if conn.closed:
+            return
         conn.outbuf += data
         if len(conn.outbuf) > MAX_OUTBUF:
             log.warning("dropping client pid %s: it does not read its answers", conn.peer.pid)
             self._drop(conn)
 
     def _flush(self, conn: Connection) -> None:
-        if conn.sock.fileno() < 0:
-            return
-        if conn.outbuf:
-            try:
-                sent = conn.sock.send(conn.outbuf)
-                del conn.outbuf[:sent]
-            except (BlockingIOError, InterruptedError):
-                pass
-            except OSError:
+        """Send what is buffered; then close, or answer requests that waited
+        for the buffer to drain (and send those answers too)."""
+        while not conn.closed:
+            out = conn.outbuf
+            blocked = False
+            if out:
+                try:
+                    sent = conn.sock.send(out)
+                except (BlockingIOError, InterruptedError):
+                    sent = 0
+                except OSError:
+                    self._drop(conn)
+                    return
+                if sent:
+                    del out[:sent]
+                    conn.last_active = monotonic()  # progress, even while no request is read
+                blocked = bool(out)
+            if not out and (conn.closing or (conn.eof and not conn.inbuf and conn.following is None
+                                             and not conn.backlog)):
                 self._drop(conn)
                 return
-        if not conn.outbuf and (conn.closing or (conn.eof and not conn.inbuf and conn.following is None
-                                                 and not conn.backlog)):
-            self._drop(conn)
-            return
-        if len(conn.outbuf) < PAUSE_READING_AT and (conn.inbuf or conn.backlog) and conn.following is None:
+            if blocked or conn.following is not None or not (conn.paused or conn.backlog) \
+                    or len(out) >= PAUSE_READING_AT:
+                break
             self._resume(conn)
         self._update_interest(conn)
 
     def _resume(self, conn: Connection) -> None:
-        while conn.backlog and conn.following is None:
+        while conn.backlog and conn.following is None and not conn.closed:
             self._handle_line(conn, conn.backlog.popleft())
-        self._process_lines(conn)
+        if conn.following is None and not conn.closed:
+            self._process_lines(conn)
 
     def _update_interest(self, conn: Connection) -> None:
-        if conn.sock.fileno() < 0:
+        if conn.closed:
             return
         events = 0
-        if not conn.eof and not conn.closing and len(conn.outbuf) < PAUSE_READING_AT:
-            events |= selectors.EVENT_READ
+        if not conn.eof and not conn.closing and not conn.paused and len(conn.outbuf) < PAUSE_READING_AT:
+            events = _EPOLLIN
         if conn.outbuf:
-            events |= selectors.EVENT_WRITE
+            events |= _EPOLLOUT
         if events == conn.events:
             return
         # A follower whose client half-closed waits for job events only: it is
-        # taken off the selector (an EOF socket would report readable forever).
+        # taken off epoll (an EOF socket would report readable forever).
         if conn.events == 0:
-            self._sel.register(conn.sock, events, conn)
+            self._epoll.register(conn.fd, events)
         elif events == 0:
-            self._sel.unregister(conn.sock)
+            self._epoll.unregister(conn.fd)
         else:
-            self._sel.modify(conn.sock, events, conn)
+            self._epoll.modify(conn.fd, events)
         conn.events = events
-
-    def _drop(self, conn: Connection) -> None:
-        self._unfollow(conn)
-        self._conns.pop(conn.sock.fileno(), None)
-        if conn.events:
-            self._sel.unregister(conn.sock)
-            conn.events = 0
-        conn.sock.close()
 
     # ============================================================ following
     def _start_follow(self, conn: Connection, request: dict) -> bytes:
@@ -423,19 +632,28 @@ class ApiServer:
             followers.discard(conn)
             if not followers:
                 del self._followers[job_id]
+        if job_id and not conn.closed:  # an ordinary connection again: its idle clock restarts
+            conn.last_active = monotonic()
+            if self._idle_deadline is None:
+                self._idle_deadline = conn.last_active + self.idle_timeout
 
     def _on_job_event(self, event: JobEvent) -> None:
         """Listener on the manager's event thread: hand over to the I/O thread."""
+        if event.kind == REMOVED:
+            self._final_answers.pop(event.job_id, None)
         if event.job_id in self._followers:
             self._events.append(event)
             self._wake()
 
     def _deliver_events(self) -> None:
+        touched: dict[int, Connection] = {}
         while self._events:
             event = self._events.popleft()
             for conn in list(self._followers.get(event.job_id, ())):
                 self._send_event(conn, event)
-                self._flush(conn)
+                touched[conn.fd] = conn
+        for conn in touched.values():
+            self._flush(conn)
 
     def _send_event(self, conn: Connection, event: JobEvent) -> None:
         if event.kind == STATE:
@@ -454,10 +672,15 @@ class ApiServer:
 
     # ================================================================ wake-ups
     def _wake(self) -> None:
+        if self._wake_pending:
+            return  # the loop has not drained the last wake-up yet: it will see this too
+        self._wake_pending = True
         try:
             os.write(self._wake_w, b"!")
         except BlockingIOError:
             pass  # the pipe is full: the loop is awake anyway
+        except OSError:
+            pass  # closed: the server has stopped
 
     def _drain_wakeups(self) -> None:
         try:
@@ -465,14 +688,27 @@ class ApiServer:
                 pass
         except BlockingIOError:
             pass
-        while self._calls:
-            self._calls.popleft()()
+        # Only now, with the pipe empty: cleared before reading, a wake-up
+        # written meanwhile would be read here while the flag stayed set, and
+        # every later wake-up skipped (lost events, a stop never seen).
+        self._wake_pending = False
         self._deliver_events()
+        while self._calls:
+            call = self._calls.popleft()
+            try:
+                call()
+            except Exception:
+                log.exception("internal error in %r", call)
 
 
-def _send_and_close(sock: socket.socket, data: bytes) -> None:
+def _discard_and_close(sock: socket.socket) -> None:
+    """Close a refused client's socket after reading what it sent (closing
+    with unread data would turn its end-of-file into a reset)."""
     try:
-        sock.send(data)
+        sock.setblocking(False)
+        for _ in range(16):
+            if not sock.recv(65536):
+                break
     except OSError:
         pass
     sock.close()

@@ -54,6 +54,7 @@ def _submitted(client: JobClient, args: argparse.Namespace, answer: dict) -> int
 
 
 def follow(client: JobClient, args: argparse.Namespace) -> int:
+    client.poll(args.job_id)  # an unknown job or an unreachable daemon fails now, not after retries
     return _watch(client, args, args.job_id)
 
 

@@ -1,8 +1,10 @@
 """Daemon configuration: defaults < UCI file < environment < command line.
 
-Every option lives in one of the dataclasses below with its default and a
-one-line description; docs/config.md and openwrt/files/pineapple-jobd.config
-list the same options (a test keeps them in step).
+Every option is declared once below (name, type, default, one-line
+description) in its settings class's ``OPTIONS``; docs/config.md and
+openwrt/files/pineapple-jobd.config list the same options (a test keeps them
+in step). The classes are plain classes, not dataclasses: ``dataclasses``
+pulls in ``inspect`` and costs the daemon ~1 MB of RSS for nothing.
 
 UCI layout (``/etc/config/pineapple-jobd``)::
 
@@ -18,8 +20,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, NamedTuple
 
 from .uci import Section, UciError, load_uci
 
@@ -31,61 +32,107 @@ class ConfigError(ValueError):
     """A bad configuration value; the message names the option and source."""
 
 
-def _opt(default: Any, doc: str) -> Any:
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata={"doc": doc})
-    return field(default=default, metadata={"doc": doc})
+class Option(NamedTuple):
+    """One option: ``kind`` is ``str``, ``int``, ``float``, ``bool`` or ``list``."""
+
+    name: str
+    kind: type
+    default: Any
+    doc: str
 
 
-@dataclass
-class DaemonSettings:
-    socket: str = _opt("/var/run/pineapple-jobd.sock", "Unix socket path of the API")
-    socket_group: str = _opt("", "group owning the socket (mode 0660); empty: the daemon's group")
-    allowed_uids: list = _opt([], "extra uids allowed to connect (root and the daemon's own uid always are)")
-    allowed_gids: list = _opt([], "extra gids allowed to connect (the socket group always is)")
-    state_dir: str = _opt("/var/run/pineapple-jobd", "journal and schedules; keep it on RAM (tmpfs) on devices")
-    workers: int = _opt(2, "worker threads running jobs")
-    log_level: str = _opt("info", "debug, info, warning or error (logs go to stderr)")
-    retention: float = _opt(600.0, "seconds a finished job is kept")
-    max_finished: int = _opt(50, "finished jobs kept at most (oldest dropped first)")
-    max_queued: int = _opt(200, "jobs waiting to start at most (then queue_full)")
-    max_connections: int = _opt(64, "simultaneous API connections")
-    idle_timeout: float = _opt(120.0, "seconds before an idle API connection is closed")
-    shutdown_grace: float = _opt(30.0, "seconds running jobs get to finish on SIGTERM before they are cancelled")
-    job_timeout: float = _opt(1800.0, "default per-job timeout in seconds (0: none)")
-    journal_max_bytes: int = _opt(262144, "journal size that triggers compaction")
+class Settings:
+    """Base of the settings classes: one attribute per entry of ``OPTIONS``."""
+
+    OPTIONS: tuple[Option, ...] = ()
+
+    def __init__(self, **values: Any) -> None:
+        for option in self.OPTIONS:
+            setattr(self, option.name, list(option.default) if option.kind is list else option.default)
+        names = self.option_names()
+        for name, value in values.items():
+            if name not in names:
+                raise TypeError(f"{type(self).__name__} has no option {name!r}")
+            setattr(self, name, value)
+
+    @classmethod
+    def option_names(cls) -> tuple[str, ...]:
+        return tuple(option.name for option in cls.OPTIONS)
+
+    @classmethod
+    def option(cls, name: str) -> Option | None:
+        for option in cls.OPTIONS:
+            if option.name == name:
+                return option
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Option name -> current value, in declaration order."""
+        return {option.name: getattr(self, option.name) for option in self.OPTIONS}
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other.to_dict() == self.to_dict()
+
+    def __repr__(self) -> str:
+        values = ", ".join(f"{name}={value!r}" for name, value in self.to_dict().items())
+        return f"{type(self).__name__}({values})"
 
 
-@dataclass
-class OpkgSettings:
-    binary: str = _opt("opkg", "opkg executable (name on PATH or absolute path)")
-    offline_root: str = _opt("", "opkg -o: operate on this root instead of / (empty: live system)")
-    conf: str = _opt("", "opkg -f: configuration file (empty: opkg's default)")
-    dest: str = _opt("", "default destination (-d), e.g. sd; empty: opkg's default")
-    extra_args: list = _opt([], "extra arguments always passed to opkg (list)")
-    lists_max_age: float = _opt(86400.0, "package lists older than this (seconds) are updated before an install")
-    lock_wait: float = _opt(120.0, "seconds to keep retrying while another process holds opkg's lock")
-    timeout: float = _opt(900.0, "seconds one opkg run may take before it is stopped")
-    env_path: str = _opt("", "PATH for opkg runs (empty: the daemon's PATH)")
+class DaemonSettings(Settings):
+    OPTIONS = (
+        Option("socket", str, "/var/run/pineapple-jobd.sock", "Unix socket path of the API"),
+        Option("socket_group", str, "", "group owning the socket (mode 0660); empty: the daemon's group"),
+        Option("allowed_uids", list, [], "extra uids allowed to connect (root and the daemon's own uid always are)"),
+        Option("allowed_gids", list, [], "extra gids allowed to connect (the socket group always is)"),
+        Option("state_dir", str, "/var/run/pineapple-jobd", "journal and schedules; keep it on RAM (tmpfs) on devices"),
+        Option("workers", int, 2, "worker threads running jobs"),
+        Option("log_level", str, "info", "debug, info, warning or error (logs go to stderr)"),
+        Option("retention", float, 600.0, "seconds a finished job is kept"),
+        Option("max_finished", int, 50, "finished jobs kept at most (oldest dropped first)"),
+        Option("max_queued", int, 200, "jobs waiting to start at most (then queue_full)"),
+        Option("max_connections", int, 64, "simultaneous API connections"),
+        Option("idle_timeout", float, 120.0, "seconds before an idle API connection is closed"),
+        Option("shutdown_grace", float, 30.0,
+               "seconds running jobs get to finish on SIGTERM before they are cancelled"),
+        Option("job_timeout", float, 1800.0, "default per-job timeout in seconds (0: none)"),
+        Option("journal_max_bytes", int, 262144, "journal size that triggers compaction"),
+    )
 
 
-@dataclass
-class MqttSettings:
-    enabled: bool = _opt(False, "publish job events to an MQTT broker")
-    host: str = _opt("127.0.0.1", "broker host")
-    port: int = _opt(1883, "broker port")
-    device_id: str = _opt("", "this device's id in topics (empty: the hostname)")
-    client_id: str = _opt("", "MQTT client id (empty: pineapple-jobd-<device_id>)")
-    username: str = _opt("", "broker user name (empty: anonymous)")
-    password: str = _opt("", "broker password")
-    ca_file: str = _opt("", "CA certificate file; set to use TLS")
-    keepalive: int = _opt(60, "MQTT keepalive in seconds")
-    topic_prefix: str = _opt("", "topic prefix (empty: pineapple/<device_id>)")
-    commands: bool = _opt(False, "accept submit/cancel commands from the broker")
-    buffer: int = _opt(1000, "messages kept while the broker is unreachable (latest job states are always kept)")
+class OpkgSettings(Settings):
+    OPTIONS = (
+        Option("binary", str, "opkg", "opkg executable (name on PATH or absolute path)"),
+        Option("offline_root", str, "", "opkg -o: operate on this root instead of / (empty: live system)"),
+        Option("conf", str, "", "opkg -f: configuration file (empty: opkg's default)"),
+        Option("dest", str, "", "default destination (-d), e.g. sd; empty: opkg's default"),
+        Option("extra_args", list, [], "extra arguments always passed to opkg (list)"),
+        Option("lists_max_age", float, 86400.0,
+               "package lists older than this (seconds) are updated before an install"),
+        Option("lock_wait", float, 120.0, "seconds to keep retrying while another process holds opkg's lock"),
+        Option("timeout", float, 900.0, "seconds one opkg run may take before it is stopped"),
+        Option("env_path", str, "", "PATH for opkg runs (empty: the daemon's PATH)"),
+    )
 
 
-SECTIONS: dict[str, tuple[str, type]] = {
+class MqttSettings(Settings):
+    OPTIONS = (
+        Option("enabled", bool, False, "publish job events to an MQTT broker"),
+        Option("host", str, "127.0.0.1", "broker host"),
+        Option("port", int, 1883, "broker port"),
+        Option("device_id", str, "", "this device's id in topics (empty: the hostname)"),
+        Option("client_id", str, "", "MQTT client id (empty: pineapple-jobd-<device_id>)"),
+        Option("username", str, "", "broker user name (empty: anonymous)"),
+        Option("password", str, "", "broker password"),
+        Option("ca_file", str, "", "CA certificate file; set to use TLS"),
+        Option("keepalive", int, 60, "MQTT keepalive in seconds"),
+        Option("topic_prefix", str, "", "topic prefix (empty: pineapple/<device_id>)"),
+        Option("commands", bool, False, "accept submit/cancel commands from the broker"),
+        Option("buffer", int, 1000,
+               "messages kept while the broker is unreachable (latest job states are always kept)"),
+    )
+
+
+SECTIONS: dict[str, tuple[str, type[Settings]]] = {
     # UCI section type -> (attribute on Config, settings class)
     "daemon": ("daemon", DaemonSettings),
     "opkg": ("opkg", OpkgSettings),
@@ -93,26 +140,34 @@ SECTIONS: dict[str, tuple[str, type]] = {
 }
 
 
-@dataclass
 class Config:
-    daemon: DaemonSettings = field(default_factory=DaemonSettings)
-    opkg: OpkgSettings = field(default_factory=OpkgSettings)
-    mqtt: MqttSettings = field(default_factory=MqttSettings)
-    extra_sections: list[Section] = field(default_factory=list)  # e.g. schedules, hooks
-    source: str = "defaults"
+    """The whole configuration: one settings object per section."""
+
+    def __init__(self, daemon: DaemonSettings | None = None, opkg: OpkgSettings | None = None,
+                 mqtt: MqttSettings | None = None, extra_sections: list[Section] | None = None,
+                 source: str = "defaults") -> None:
+        self.daemon = daemon if daemon is not None else DaemonSettings()
+        self.opkg = opkg if opkg is not None else OpkgSettings()
+        self.mqtt = mqtt if mqtt is not None else MqttSettings()
+        self.extra_sections: list[Section] = list(extra_sections or [])  # e.g. schedules, hooks
+        self.source = source
 
     def set(self, section: str, option: str, value: Any, source: str) -> None:
         """Set one option from a string (or list) value, converting its type."""
         settings = self._settings(section, source)
-        spec = {f.name: f for f in fields(settings)}.get(option)
+        spec = settings.option(option)
         if spec is None:
             raise ConfigError(f"{source}: unknown option {section}.{option}")
-        setattr(settings, option, _convert(value, spec.type, f"{source}: {section}.{option}"))
+        setattr(settings, option, _convert(value, spec.kind, f"{source}: {section}.{option}"))
 
-    def _settings(self, section: str, source: str) -> Any:
+    def _settings(self, section: str, source: str) -> Settings:
         if section not in SECTIONS:
             raise ConfigError(f"{source}: unknown section {section!r} (known: {', '.join(SECTIONS)})")
         return getattr(self, SECTIONS[section][0])
+
+    def __repr__(self) -> str:
+        return (f"Config(daemon={self.daemon!r}, opkg={self.opkg!r}, mqtt={self.mqtt!r}, "
+                f"extra_sections={self.extra_sections!r}, source={self.source!r})")
 
 
 def load_config(path: str | None = None, env: Mapping[str, str] | None = None,
@@ -150,10 +205,10 @@ def _apply_file(config: Config, path: str | None) -> None:
 def _apply_env(config: Config, env: Mapping[str, str]) -> None:
     for section, (_attr, cls) in SECTIONS.items():
         prefix = ENV_PREFIX if section == "daemon" else f"{ENV_PREFIX}{section.upper()}_"
-        for spec in fields(cls):
-            name = prefix + spec.name.upper()
-            if name in env:
-                config.set(section, spec.name, env[name], f"environment {name}")
+        for name in cls.option_names():
+            variable = prefix + name.upper()
+            if variable in env:
+                config.set(section, name, env[variable], f"environment {variable}")
 
 
 def _convert(value: Any, kind: Any, where: str) -> Any:

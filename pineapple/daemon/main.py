@@ -1,10 +1,11 @@
 """``pineapple-jobd``: the daemon's command line entry point."""
 from __future__ import annotations
 
-import argparse
 import logging
 import signal
 import sys
+from types import SimpleNamespace
+from typing import Any
 
 from .. import __version__
 from .config import DEFAULT_CONFIG_PATH, ConfigError, load_config
@@ -27,7 +28,11 @@ _SHORTCUTS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> Any:
+    """The full ``argparse`` parser: help, ``--version``, abbreviations and
+    error messages (see :func:`parse_args`)."""
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog="pineapple-jobd", description="The dependency job daemon for OpenWrt devices.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -46,7 +51,46 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def overrides_from(args: argparse.Namespace) -> dict[str, str]:
+_VALUE_FLAGS = {"--config": "config", **{"--" + flag.replace("_", "-"): flag for flag in _SHORTCUTS}}
+
+
+def parse_args(argv: list[str]) -> Any:
+    """The command line as ``build_parser().parse_args(argv)`` reads it.
+
+    The flags the daemon is started with are read directly; anything else
+    (``--help``, ``--version``, an abbreviation, a mistake) goes to argparse.
+    Importing and building argparse costs ~1 MB of RSS (it drags in shutil,
+    locale, bz2, lzma) and ~10 ms, which a resident daemon should not carry.
+    """
+    args = _quick_parse(argv)
+    return args if args is not None else build_parser().parse_args(argv)
+
+
+def _quick_parse(argv: list[str]) -> SimpleNamespace | None:
+    values: dict[str, Any] = dict.fromkeys(_VALUE_FLAGS.values())
+    values.update(set=[], print_config=False)
+    i = 0
+    while i < len(argv):
+        name, eq, value = argv[i].partition("=")
+        i += 1
+        if name == "--print-config" and not eq:
+            values["print_config"] = True
+            continue
+        if name != "--set" and name not in _VALUE_FLAGS:
+            return None
+        if not eq:
+            if i >= len(argv) or argv[i].startswith("-"):
+                return None  # argparse decides what a missing or dash-led value means
+            value = argv[i]
+            i += 1
+        if name == "--set":
+            values["set"].append(value)
+        else:
+            values[_VALUE_FLAGS[name]] = value
+    return SimpleNamespace(**values)
+
+
+def overrides_from(args: Any) -> dict[str, str]:
     overrides = {key: getattr(args, flag) for flag, key in _SHORTCUTS.items() if getattr(args, flag) is not None}
     for item in args.set:
         key, sep, value = item.partition("=")
@@ -66,7 +110,7 @@ def setup_logging(level: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
         config = load_config(args.config, overrides=overrides_from(args))
     except ConfigError as exc:
@@ -106,10 +150,8 @@ def run(config) -> int:
 
 
 def _print_config(config) -> int:
-    from dataclasses import asdict
-
     for section in ("daemon", "opkg", "mqtt"):
-        for option, value in asdict(getattr(config, section)).items():
+        for option, value in getattr(config, section).to_dict().items():
             if option == "password" and value:
                 value = "***"
             print(f"{section}.{option}={value}")

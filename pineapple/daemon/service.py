@@ -2,11 +2,13 @@
 socket API and (when enabled) MQTT.
 
 Life cycle: :meth:`Daemon.start` takes the single-instance lock, opens the
-journal (jobs lost in a crash come back ``interrupted``), registers the job
-types and listens. :meth:`Daemon.serve` runs the I/O loop until a stop is
-requested; the first SIGTERM/SIGINT drains (no new jobs, running jobs get
-``shutdown_grace`` seconds, then are cancelled), a second one cancels at
-once. :meth:`Daemon.close` flushes the journal and removes the socket.
+journal (jobs lost in a crash come back ``interrupted``) and listens. The
+job types and the opkg layer are set up on first use (the first ``submit``,
+``job_types`` or ``installed``): an idle daemon does not carry them.
+:meth:`Daemon.serve` runs the I/O loop until a stop is requested; the first
+SIGTERM/SIGINT drains (no new jobs, running jobs get ``shutdown_grace``
+seconds, then are cancelled), a second one cancels at once.
+:meth:`Daemon.close` flushes the journal and removes the socket.
 """
 from __future__ import annotations
 
@@ -15,13 +17,15 @@ import os
 import socket as _socket
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from ..api.server import ApiServer
 from ..jobs import JobManager
-from ..jobs.registry import JobTypeRegistry
 from .config import Config
+
+if TYPE_CHECKING:
+    from ..jobs.registry import JobTypeRegistry
 
 log = logging.getLogger("pineapple.daemon")
 
@@ -32,10 +36,11 @@ class Daemon:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.started = time.monotonic()
-        self.registry = JobTypeRegistry()
         self.manager: JobManager | None = None
-        self.opkg: Any = None
         self.mqtt: Any = None
+        self._registry: JobTypeRegistry | None = None
+        self._opkg: Any = None
+        self._parts_lock = threading.Lock()
         self._draining: threading.Thread | None = None
         d = config.daemon
         self.server = ApiServer(self, d.socket, group=d.socket_group,
@@ -45,15 +50,14 @@ class Daemon:
 
     # ------------------------------------------------------------ lifecycle
     def start(self) -> None:
-        """Lock, restore the journal, register job types, listen."""
+        """Lock, restore the journal, listen."""
         d = self.config.daemon
         os.makedirs(os.path.dirname(os.path.abspath(d.socket)), exist_ok=True)
         self.server.acquire()
-        self.manager = JobManager("pineapple-jobd", logging.getLogger("pineapple").level, workers=d.workers,
+        self.manager = JobManager("pineapple.jobd", logging.getLogger("pineapple").level, workers=d.workers,
                                   retention=d.retention, max_finished=d.max_finished,
                                   max_queued=d.max_queued, state_dir=d.state_dir,
                                   stop_grace=min(10.0, d.shutdown_grace), journal_max_bytes=d.journal_max_bytes)
-        self._register_job_types()
         self._start_mqtt()
         self.server.listen()
 
@@ -87,13 +91,37 @@ class Daemon:
         self.server.stop()
 
     # -------------------------------------------------------------- parts
-    def _register_job_types(self) -> None:
+    @property
+    def registry(self) -> JobTypeRegistry:
+        """The job types this daemon runs (built on first use, thread-safe:
+        the I/O thread and MQTT's thread both submit)."""
+        if self._registry is None:
+            with self._parts_lock:
+                if self._registry is None:
+                    self._registry = self._build_registry()
+        return self._registry
+
+    @property
+    def opkg(self) -> Any:
+        """The :class:`~pineapple.opkg.system.OpkgSystem` (built on first use)."""
+        if self._opkg is None:
+            from ..opkg.system import OpkgSystem
+
+            with self._parts_lock:
+                if self._opkg is None:
+                    self._opkg = OpkgSystem.from_settings(self.config.opkg)
+        return self._opkg
+
+    def _build_registry(self) -> JobTypeRegistry:
+        from ..jobs.registry import JobTypeRegistry
         from ..opkg.jobs import register_opkg_jobs
         from ..opkg.system import OpkgSystem
 
-        self.opkg = OpkgSystem.from_settings(self.config.opkg)
-        timeout = self.config.daemon.job_timeout or None
-        register_opkg_jobs(self.registry, self.opkg, default_timeout=timeout)
+        if self._opkg is None:
+            self._opkg = OpkgSystem.from_settings(self.config.opkg)
+        registry = JobTypeRegistry()
+        register_opkg_jobs(registry, self._opkg, default_timeout=self.config.daemon.job_timeout or None)
+        return registry
 
     def _start_mqtt(self) -> None:
         if not self.config.mqtt.enabled:

@@ -12,18 +12,28 @@ quotes); ``#`` starts a comment.
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass, field
 
 
 class UciError(ValueError):
     """A syntax error, with the file and line number in the message."""
 
 
-@dataclass
 class Section:
-    type: str
-    name: str | None
-    options: dict[str, str | list[str]] = field(default_factory=dict)
+    """One ``config TYPE 'NAME'`` block (a plain class: no ``dataclasses`` import)."""
+
+    __slots__ = ("type", "name", "options")
+
+    def __init__(self, type: str, name: str | None, options: dict[str, str | list[str]] | None = None) -> None:
+        self.type = type
+        self.name = name
+        self.options: dict[str, str | list[str]] = {} if options is None else options
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, Section) and (self.type, self.name, self.options)
+                == (other.type, other.name, other.options))
+
+    def __repr__(self) -> str:
+        return f"Section(type={self.type!r}, name={self.name!r}, options={self.options!r})"
 
 
 def parse_uci(text: str, source: str = "<uci>") -> list[Section]:

@@ -1,0 +1,2 @@
+"""Module-scoped sandbox and daemons for the end-to-end tests (see tests/api/helpers.py)."""
+from tests.api.helpers import module_daemons, module_sandbox  # noqa: F401
