@@ -34,6 +34,14 @@ INVALID_FIELD = "invalid_field"
 JOB_ACTIVE = "job_active"
 QUEUE_FULL = "queue_full"
 SHUTTING_DOWN = "shutting_down"
+UNKNOWN_HOOK = "unknown_hook"
+
+# Schedules (docs/schedules.md)
+SCHEDULE_EXISTS = "schedule_exists"
+UNKNOWN_SCHEDULE = "unknown_schedule"
+INVALID_TRIGGER = "invalid_trigger"
+SCHEDULE_BUSY = "schedule_busy"
+SCHEDULE_READ_ONLY = "schedule_read_only"
 
 
 class JobError(Exception):

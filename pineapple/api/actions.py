@@ -20,8 +20,9 @@ if TYPE_CHECKING:  # the registry (and the dataclasses it uses) is loaded with t
     from ..jobs.registry import JobTypeRegistry
 
 MAX_PAGE = 500
+MAX_LOG_PAGE = 1000
 # Keys of a submit request that are not job parameters.
-_SUBMIT_KEYS = frozenset(("action", "id", "job"))
+_SUBMIT_KEYS = frozenset(("action", "id", "job", "hold", "on_success", "on_failure"))
 
 
 class Service(Protocol):
@@ -29,6 +30,7 @@ class Service(Protocol):
 
     manager: JobManager
     registry: JobTypeRegistry
+    hooks: Any  # pineapple.daemon.hooks.HookFactory
 
     def installed(self, packages: list[str]) -> dict[str, str | None]: ...
 
@@ -67,9 +69,11 @@ def ping(service: Service, request: dict) -> dict:
 
 def submit(service: Service, request: dict) -> dict:
     job_type = field(request, "job", str)
+    hold = field(request, "hold", bool, False)
     params = {k: v for k, v in request.items() if k not in _SUBMIT_KEYS}
     job = service.registry.create(job_type, params)
-    submission = service.manager.submit(job)
+    _attach_hooks(service, job, request)
+    submission = service.manager.submit(job, hold=hold)
     current = service.manager.get_job(submission.job_id, remove_if_complete=False)
     answer = {"job_id": submission.job_id, "duplicate": submission.duplicate,
               "state": current.state if current else "queued"}
@@ -138,14 +142,80 @@ def job_types(service: Service, request: dict) -> dict:
     return {"types": service.registry.catalogue()}
 
 
+def restart(service: Service, request: dict) -> dict:
+    old = find_job(service, request)
+
+    def rebuild(job: Job) -> Job:
+        new = service.registry.create(job.type, job.params())
+        if job.hook_specs:
+            service.hooks.attach(new, job.hook_specs)
+        return new
+
+    submission = service.manager.restart_job(old.id, rebuild)
+    answer = {"job_id": submission.job_id, "parent_id": old.id, "duplicate": submission.duplicate}
+    if submission.duplicate:
+        answer["message"] = "an identical job is already queued or running; answering its id"
+    return answer
+
+
+def log(service: Service, request: dict) -> dict:
+    job = find_job(service, request)
+    offset = _bounded_int(request, "offset", 0, 0, None)
+    return job.log_page(offset, _bounded_int(request, "limit", 100, 1, MAX_LOG_PAGE))
+
+
+def hold(service: Service, request: dict) -> dict:
+    job = find_job(service, request)
+    held = service.manager.hold_job(job.id)
+    answer = {"job_id": job.id, "held": held, "state": job.state}
+    if not held:
+        answer["message"] = f"only a queued job can be held; this one is {job.state}"
+    return answer
+
+
+def release(service: Service, request: dict) -> dict:
+    job = find_job(service, request)
+    released = service.manager.release_job(job.id)
+    answer = {"job_id": job.id, "released": released, "state": job.state}
+    if not released:
+        answer["message"] = f"only a held job can be released; this one is {job.state}"
+    return answer
+
+
 HANDLERS: dict[str, Handler] = {
     "ping": ping, "submit": submit, "poll_job": poll_job, "get_job": get_job,
     "list_jobs": list_jobs, "cancel": cancel, "remove": remove, "prune": prune,
     "installed": installed, "stats": stats, "job_types": job_types,
+    "restart": restart, "log": log, "hold": hold, "release": release,
 }
+
+# Schedule actions (docs/schedules.md) load the scheduler on first use only.
+SCHEDULE_ACTIONS = ("schedule_add", "schedule_modify", "schedule_pause", "schedule_resume",
+                    "schedule_remove", "schedule_run", "schedule_list", "schedule_get")
+
+
+def _schedule_action(name: str) -> Handler:
+    def handler(service: Service, request: dict) -> Any:
+        from . import schedule_actions
+
+        return schedule_actions.HANDLERS[name](service, request)
+
+    handler.__name__ = name
+    return handler
+
+
+HANDLERS.update({name: _schedule_action(name) for name in SCHEDULE_ACTIONS})
 
 
 # ------------------------------------------------------------------ helpers
+def _attach_hooks(service: Service, job: Job, request: dict) -> None:
+    if request.get("on_success") is None and request.get("on_failure") is None:
+        return
+    from ..daemon.hooks import validate_hooks
+
+    service.hooks.attach(job, validate_hooks(request))
+
+
 def _states(request: dict) -> set[str] | None:
     value = field(request, "state", (str, list), None)
     if value is None:
@@ -171,7 +241,8 @@ def _mentions(job: Job, package: str) -> bool:
 
 def _listing(job: Job) -> dict:
     summary = job.summary()
-    summary.update(params=job.params(), created_at=job.created_at, finished_at=job.finished_at)
+    summary.update(params=job.params(), created_at=job.created_at, finished_at=job.finished_at,
+                   parent_id=job.parent_id, child_id=job.child_id)
     return summary
 
 

@@ -167,6 +167,20 @@ class JobClient:
     def stats(self) -> dict:
         return self.request("stats")
 
+    def restart(self, job_id: str) -> dict:
+        """Run a finished job again under a new id (``parent_id`` links them)."""
+        return self.request("restart", job_id=job_id)
+
+    def log(self, job_id: str, offset: int = 0, limit: int = 100) -> dict:
+        """A page of the job's log: ``lines`` from absolute line ``offset``."""
+        return self.request("log", job_id=job_id, offset=offset, limit=limit)
+
+    def hold(self, job_id: str) -> dict:
+        return self.request("hold", job_id=job_id)
+
+    def release(self, job_id: str) -> dict:
+        return self.request("release", job_id=job_id)
+
     def job_types(self) -> list[dict]:
         return self.request("job_types")["types"]
 

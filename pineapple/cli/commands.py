@@ -3,16 +3,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
 from ..api.client import JobClient
 from .render import ProgressView, describe_job, dump_json, table
+from .schedule import run_schedule_command
 
 EXIT_OK, EXIT_FAILED = 0, 1
 # Error codes that mean "you asked wrongly" (exit 2) rather than "it failed".
 USAGE_CODES = frozenset(("invalid_package_name", "invalid_field", "missing_field", "unknown_action",
-                         "unknown_job_type", "invalid_request"))
+                         "unknown_job_type", "invalid_request", "invalid_trigger", "unknown_hook"))
 
 
 def run(client: JobClient, args: argparse.Namespace) -> int:
@@ -21,14 +23,14 @@ def run(client: JobClient, args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------ jobs
 def install(client: JobClient, args: argparse.Namespace) -> int:
-    options = {"dest": args.dest, "update": args.update, "timeout": args.job_timeout}
+    options = {"dest": args.dest, "update": args.update, **_job_options(args)}
     if args.no_atomic:
         options["atomic"] = False
     return _submitted(client, args, client.install(args.packages, **options))
 
 
 def uninstall(client: JobClient, args: argparse.Namespace) -> int:
-    options: dict[str, Any] = {"timeout": args.job_timeout}
+    options: dict[str, Any] = _job_options(args)
     if args.no_autoremove:
         options["autoremove"] = False
     if args.force:
@@ -37,7 +39,54 @@ def uninstall(client: JobClient, args: argparse.Namespace) -> int:
 
 
 def update(client: JobClient, args: argparse.Namespace) -> int:
-    return _submitted(client, args, client.update(timeout=args.job_timeout))
+    return _submitted(client, args, client.update(**_job_options(args)))
+
+
+def _job_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {"timeout": args.job_timeout, "hold": True if args.hold else None}
+
+
+def restart(client: JobClient, args: argparse.Namespace) -> int:
+    answer = client.restart(args.job_id)
+    if not args.wait and not args.json:
+        print(f"{answer['job_id']} (restart of {answer['parent_id']})")
+        return EXIT_OK
+    return _submitted(client, args, answer)
+
+
+def hold(client: JobClient, args: argparse.Namespace) -> int:
+    return _simple(args, client.hold(args.job_id), lambda a: (
+        f"held {a['job_id']}" if a["held"] else a.get("message", "")), ok=lambda a: a["held"])
+
+
+def release(client: JobClient, args: argparse.Namespace) -> int:
+    return _simple(args, client.release(args.job_id), lambda a: (
+        f"released {a['job_id']}" if a["released"] else a.get("message", "")), ok=lambda a: a["released"])
+
+
+def log(client: JobClient, args: argparse.Namespace) -> int:
+    page = client.log(args.job_id, offset=args.offset, limit=args.limit)
+    if args.json:
+        dump_json(page)
+    else:
+        if page["truncated"]:
+            print(f"(lines before {page['offset']} are no longer kept)")
+        for line in page["lines"]:
+            print(line)
+    return _follow_log(client, args, page["next_offset"]) if args.follow else EXIT_OK
+
+
+def _follow_log(client: JobClient, args: argparse.Namespace, offset: int, interval: float = 0.5) -> int:
+    """Print new lines by absolute line number until the job is complete."""
+    while True:
+        summary = client.poll(args.job_id)
+        page = client.log(args.job_id, offset=offset, limit=1000)
+        for line in page["lines"]:
+            dump_json({"line": line}) if args.json else print(line, flush=True)
+        offset = page["next_offset"]
+        if summary["is_complete"] and offset >= page["total"]:
+            return EXIT_OK if summary["state"] == "succeeded" else EXIT_FAILED
+        time.sleep(interval)
 
 
 def _submitted(client: JobClient, args: argparse.Namespace, answer: dict) -> int:
@@ -137,12 +186,13 @@ def types(client: JobClient, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _simple(args: argparse.Namespace, answer: Any, human: Callable[[Any], str]) -> int:
+def _simple(args: argparse.Namespace, answer: Any, human: Callable[[Any], str],
+            ok: Callable[[Any], bool] = lambda answer: True) -> int:
     if args.json:
         dump_json(answer)
     else:
         print(human(answer))
-    return EXIT_OK
+    return EXIT_OK if ok(answer) else EXIT_FAILED
 
 
 def _fraction(job: dict) -> str:
@@ -154,4 +204,5 @@ COMMANDS: dict[str, Callable[[JobClient, argparse.Namespace], int]] = {
     "install": install, "uninstall": uninstall, "update": update, "follow": follow,
     "status": status, "list": list_jobs, "cancel": cancel, "remove": remove, "prune": prune,
     "ping": ping, "stats": stats, "installed": installed, "types": types,
+    "restart": restart, "hold": hold, "release": release, "log": log, "schedule": run_schedule_command,
 }

@@ -32,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     _job_commands(sub)
     _query_commands(sub)
     _fleet_commands(sub)
+    from .schedule import register_schedule_commands
+
+    register_schedule_commands(sub)
     return parser
 
 
@@ -49,6 +52,12 @@ def _job_commands(sub: Any) -> None:
     for command in (install, uninstall, update):
         command.add_argument("--wait", action="store_true", help="follow the job until it ends")
         command.add_argument("--job-timeout", type=float, help="seconds before the job is stopped")
+        command.add_argument("--hold", action="store_true", help="queue it held: it runs after `release`")
+    restart = sub.add_parser("restart", help="run a finished job again (a new job, linked to the old one)")
+    restart.add_argument("job_id")
+    restart.add_argument("--wait", action="store_true", help="follow the new job until it ends")
+    for name, text in (("hold", "keep a queued job from starting"), ("release", "let a held job run")):
+        sub.add_parser(name, help=text).add_argument("job_id")
 
 
 def _query_commands(sub: Any) -> None:
@@ -63,6 +72,11 @@ def _query_commands(sub: Any) -> None:
     listing.add_argument("--offset", type=int, default=0)
     follow = sub.add_parser("follow", help="stream a job's progress and log until it ends")
     follow.add_argument("job_id")
+    log = sub.add_parser("log", help="a job's log lines, paged")
+    log.add_argument("job_id")
+    log.add_argument("--offset", type=int, default=0, help="first line number (0: the oldest kept)")
+    log.add_argument("--limit", type=int, default=100)
+    log.add_argument("--follow", action="store_true", help="then keep printing new lines until the job ends")
     for name, text in (("cancel", "cancel a job"), ("remove", "forget a finished job")):
         sub.add_parser(name, help=text).add_argument("job_id")
     installed = sub.add_parser("installed", help="which of these packages are installed")

@@ -134,6 +134,10 @@ def run(config) -> int:
         print(f"pineapple-jobd: cannot start: {exc}", file=sys.stderr)
         daemon.close()
         return 1
+    except ValueError as exc:  # a bad `config schedule` or `config hook` section
+        print(f"pineapple-jobd: configuration error: {exc}", file=sys.stderr)
+        daemon.close()
+        return 2
     except Exception:
         log.exception("cannot start")
         daemon.close()

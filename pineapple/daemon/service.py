@@ -40,7 +40,9 @@ class Daemon:
         self.mqtt: Any = None
         self._registry: JobTypeRegistry | None = None
         self._opkg: Any = None
-        self._parts_lock = threading.Lock()
+        self._scheduler: Any = None
+        self._hooks: Any = None
+        self._parts_lock = threading.RLock()  # the scheduler builds the registry while holding it
         self._draining: threading.Thread | None = None
         d = config.daemon
         self.server = ApiServer(self, d.socket, group=d.socket_group,
@@ -58,8 +60,12 @@ class Daemon:
                                   retention=d.retention, max_finished=d.max_finished,
                                   max_queued=d.max_queued, state_dir=d.state_dir,
                                   stop_grace=min(10.0, d.shutdown_grace), journal_max_bytes=d.journal_max_bytes)
+        if any(section.type == "hook" for section in self.config.extra_sections):
+            _ = self.hooks  # a bad `config hook` section stops the start, not a later request
         self._start_mqtt()
         self.server.listen()
+        if self._has_schedules():
+            _ = self.scheduler  # saved or configured schedules run without waiting for a request
 
     def serve(self) -> None:
         """Serve until stopped (see :meth:`request_stop`)."""
@@ -79,6 +85,7 @@ class Daemon:
 
     def close(self) -> None:
         """Release everything (after :meth:`serve` returned)."""
+        self._stop_scheduler()
         if self.manager is not None and self._draining is None:
             self.manager.shutdown(wait=False)
         if self.mqtt is not None:
@@ -87,6 +94,7 @@ class Daemon:
         log.info("stopped")
 
     def _drain(self) -> None:
+        self._stop_scheduler()
         self.manager.shutdown(wait=True, timeout=self.config.daemon.shutdown_grace)
         self.server.stop()
 
@@ -111,6 +119,44 @@ class Daemon:
                 if self._opkg is None:
                     self._opkg = OpkgSystem.from_settings(self.config.opkg)
         return self._opkg
+
+    @property
+    def hooks(self) -> Any:
+        """The :class:`~pineapple.daemon.hooks.HookFactory` (allow-listed
+        commands from ``config hook`` sections, MQTT notifications)."""
+        if self._hooks is None:
+            from .hooks import HookFactory, commands_from_config
+
+            self._hooks = HookFactory(commands_from_config(self.config.extra_sections), lambda: self.mqtt)
+        return self._hooks
+
+    @property
+    def scheduler(self) -> Any:
+        """The :class:`~pineapple.jobs.schedule.scheduler.Scheduler`, built on
+        first use (at start when schedules are saved or configured)."""
+        if self._scheduler is None:
+            with self._parts_lock:
+                if self._scheduler is None:
+                    self._scheduler = self._build_scheduler()
+        return self._scheduler
+
+    def _build_scheduler(self) -> Any:
+        from ..jobs.schedule.scheduler import Scheduler, schedules_from_config
+
+        scheduler = Scheduler(self.manager, lambda: self.registry, state_dir=self.config.daemon.state_dir)
+        scheduler.load(schedules_from_config(self.config.extra_sections))
+        scheduler.start()
+        return scheduler
+
+    def _has_schedules(self) -> bool:
+        from ..jobs.schedule.store import FILE_NAME
+
+        configured = any(section.type == "schedule" for section in self.config.extra_sections)
+        return configured or os.path.exists(os.path.join(self.config.daemon.state_dir, FILE_NAME))
+
+    def _stop_scheduler(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.shutdown()
 
     def _build_registry(self) -> JobTypeRegistry:
         from ..jobs.registry import JobTypeRegistry

@@ -52,6 +52,7 @@ class Job(Generic[TResult]):
         self._set_options(timeout, max_retries, retry_delay, resource)
         self.on_success: list[Hook] = list(on_success or ())
         self.on_failure: list[Hook] = list(on_failure or ())
+        self.hook_specs: dict | None = None  # JSON description of the hooks (socket API), kept in the record
         self.id: str | None = None
         self.is_complete: bool = False
         self.result: TResult | None = None
@@ -182,6 +183,7 @@ class Job(Generic[TResult]):
             "resource": self.resource,
             "parent_id": self.parent_id,
             "child_id": self.child_id,
+            "hooks": self.hook_specs,
             "log_total": self.log_total,
         })
         if log:
@@ -205,6 +207,7 @@ class RecordedJob(Job[Any]):
             if key in record:
                 setattr(self, key, record[key])
         self.error = record.get("job_error")
+        self.hook_specs = record.get("hooks") if isinstance(record.get("hooks"), dict) else None
         self.attempts = int(record.get("attempts") or 0)
         self.max_retries = int(record.get("max_retries") or 0)
         self.progress = _progress_from(record.get("progress"))

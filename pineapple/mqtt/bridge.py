@@ -78,6 +78,11 @@ class MqttBridge:
         self.client.disconnect()
         self.client.loop_stop()
 
+    def notify(self, summary: dict, message: str) -> None:
+        """Publish a job hook's notification (QoS 1, not retained)."""
+        payload = _json({"device": self.device, "message": message, "job": summary})
+        self.client.publish(self.topics.notifications, payload, qos=1)
+
     def status(self) -> dict:
         return {"connected": self.connected, "prefix": self.topics.prefix,
                 "pending_states": self.buffer.pending_states(), "dropped": self.buffer.dropped}

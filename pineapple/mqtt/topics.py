@@ -38,6 +38,10 @@ class Topics:
         return f"{self.prefix}/jobs/{job_id}/log"
 
     @property
+    def notifications(self) -> str:
+        return f"{self.prefix}/notifications"
+
+    @property
     def all_states(self) -> str:
         return f"{self.prefix}/jobs/+/state"
 

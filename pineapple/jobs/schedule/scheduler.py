@@ -71,11 +71,17 @@ if TYPE_CHECKING:
 log = logging.getLogger("pineapple.jobs.schedule")
 
 # Stable error codes (JobError.code; the socket API answers them as "code").
-SCHEDULE_EXISTS = "schedule_exists"        # add without replace_existing, id taken
-UNKNOWN_SCHEDULE = "unknown_schedule"      # no schedule with that id
-INVALID_TRIGGER = "invalid_trigger"        # the trigger spec is not valid
-SCHEDULE_BUSY = "schedule_busy"            # run_now while max_instances jobs are active
-SCHEDULE_READ_ONLY = "schedule_read_only"  # modify/replace/remove a schedule from the config file
+# Stable codes (defined with the others in pineapple.errors):
+# schedule_exists: add without replace_existing, id taken; unknown_schedule: no such id;
+# invalid_trigger: bad trigger spec; schedule_busy: run_now while max_instances jobs are active;
+# schedule_read_only: modify/replace/remove a schedule from the config file.
+from ...errors import (  # noqa: E402
+    INVALID_TRIGGER,
+    SCHEDULE_BUSY,
+    SCHEDULE_EXISTS,
+    SCHEDULE_READ_ONLY,
+    UNKNOWN_SCHEDULE,
+)
 
 SOURCE_API = "api"
 SOURCE_CONFIG = "config"
