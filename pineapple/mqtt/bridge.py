@@ -40,6 +40,11 @@ class MqttBridge:
         self.topics = Topics.for_device(self.device, settings.topic_prefix)
         self.buffer = PublishBuffer(settings.buffer)
         self.connected = False
+        # Publishing waits for the SUBACK after a (re)connect: paho resends what it
+        # still held from the old connection right after on_connect, and a stale
+        # "running" must never overtake (and replace) a newer retained state.
+        self._ready = False
+        self._sweep_mid: int | None = None
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
                                   client_id=settings.client_id or f"pineapple-jobd-{self.device}",
                                   protocol=mqtt.MQTTv311, clean_session=True)
@@ -57,6 +62,7 @@ class MqttBridge:
         c.max_queued_messages_set(max(100, s.buffer))
         c.on_connect, c.on_disconnect = self._on_connect, self._on_disconnect
         c.on_publish, c.on_message = self._on_publish, self._on_message
+        c.on_subscribe = self._on_subscribe
 
     # ------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -98,7 +104,7 @@ class MqttBridge:
             self.buffer.add_stream(Message(self.topics.progress(event.job_id), payload, 0, False))
         elif event.kind == LOG:
             self.buffer.add_stream(Message(self.topics.log(event.job_id), event.data.encode(), 0, False))
-        if self.connected:
+        if self._ready:
             self._flush()
 
     def _state_message(self, job_id: str, summary: dict) -> Message:
@@ -119,9 +125,14 @@ class MqttBridge:
         client.publish(self.topics.status, b"online", qos=1, retain=True)
         if self.settings.commands:
             client.subscribe([(self.topics.submit, 1), (self.topics.cancel, 1)])
-        client.subscribe(self.topics.all_states, 1)  # sweep retained states of forgotten jobs
+        # Sweep retained states of forgotten jobs; its SUBACK also says paho's resend is done.
+        self._sweep_mid = client.subscribe(self.topics.all_states, 1)[1]
         self.service.manager.timers.call_later(SWEEP_SECONDS, self._end_sweep)
-        self._flush()
+
+    def _on_subscribe(self, client: Any, userdata: Any, mid: int, reasons: Any, properties: Any) -> None:
+        if mid == self._sweep_mid:
+            self._ready = True
+            self._flush()
 
     def _end_sweep(self) -> None:
         if self.connected:
@@ -130,7 +141,7 @@ class MqttBridge:
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         if self.connected:
             log.warning("MQTT: connection lost (%s); reconnecting", reason)
-        self.connected = False
+        self.connected = self._ready = False
         self.buffer.connection_lost()
 
     def _on_publish(self, client: Any, userdata: Any, mid: int, reason: Any, properties: Any) -> None:

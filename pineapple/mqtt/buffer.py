@@ -79,6 +79,8 @@ class PublishBuffer:
         with self._lock:
             message = self._inflight.pop(mid, None)
             if message is None:
+                if len(self._early_acks) > 1024:  # acks of paho's resends after a reconnect
+                    self._early_acks.clear()
                 self._early_acks.add(mid)
                 return
             self._settle(message)

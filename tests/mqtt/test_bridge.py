@@ -144,3 +144,36 @@ def test_broker_down_at_start_never_blocks_jobs(start_daemon):
     assert client.wait(job_id, timeout=30)["state"] == "succeeded"
     assert client.stats()["mqtt"]["connected"] is False
     wait_until(lambda: client.stats()["mqtt"]["pending_states"] >= 1, what="state kept for later")
+
+
+def test_stale_in_flight_states_never_replace_the_final_one(broker, start_daemon):
+    """States stuck in flight (a frozen broker) are resent by paho after a
+    reconnect; the daemon's newer state must still be the retained one."""
+    import signal
+
+    daemon = start_daemon(mqtt_args(broker), env={"OPKG_STANDIN_DOWNLOAD_DELAY": "1"})
+    client = daemon.client()
+    wait_until(lambda: client.stats()["mqtt"]["connected"], what="daemon connected")
+    broker.proc.send_signal(signal.SIGSTOP)  # frozen: publishes go out, no PUBACK comes back
+    try:
+        job_id = client.install(["myapp"])["job_id"]
+        wait_until(lambda: client.poll(job_id)["state"] == "running", what="job running")
+    finally:
+        broker.kill()  # SIGKILL works on a stopped process
+    wait_until(lambda: not client.stats()["mqtt"]["connected"], what="daemon noticed")
+    final = client.wait(job_id, timeout=60)
+    assert final["state"] == "succeeded"
+    broker.start()
+    watcher = Recorder(broker.port, [f"{PREFIX}/jobs/{job_id}/state"], client_id="watcher")
+    try:
+        wait_until(lambda: client.stats()["mqtt"]["pending_states"] == 0, timeout=45, what="states delivered")
+        watcher.wait_for(lambda msgs: len(msgs) >= 3, timeout=10)  # paho's resends and the daemon's state
+        assert [s["state"] for s in states_of(watcher, job_id)][-1] == "succeeded", "a stale state came last"
+    finally:
+        watcher.close()
+    late = Recorder(broker.port, [f"{PREFIX}/jobs/{job_id}/state"], client_id="late")
+    try:
+        retained = late.wait_for(lambda msgs: msgs)
+        assert json.loads(retained[0][1]) == client.poll(job_id), "a stale state is retained"
+    finally:
+        late.close()
