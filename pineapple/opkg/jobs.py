@@ -61,7 +61,9 @@ class OpkgJob(Job[dict]):
         return run, outcome
 
     def _on_line(self, line: str) -> None:
-        self._log(line)
+        # opkg's own lines go to the job's log; the daemon's log (syslog) only
+        # carries them at debug level, so a busy device does not flood it.
+        self._log(line, logging.DEBUG)
         event = parse_progress_line(line)
         if event is not None and self._steps is not None:
             step = self._steps.advance(event)
