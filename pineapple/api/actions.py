@@ -107,12 +107,8 @@ def list_jobs(service: Service, request: dict) -> dict:
 
 
 def cancel(service: Service, request: dict) -> dict:
-    job = find_job(service, request)
-    cancelled = service.manager.cancel_job(job.id)
-    answer = {"job_id": job.id, "cancelled": cancelled, "state": job.state}
-    if not cancelled:
-        answer["message"] = f"job already {job.state}; nothing to cancel"
-    return answer
+    return _control(service, request, service.manager.cancel_job, "cancelled",
+                    "job already {state}; nothing to cancel")
 
 
 def remove(service: Service, request: dict) -> dict:
@@ -165,20 +161,22 @@ def log(service: Service, request: dict) -> dict:
 
 
 def hold(service: Service, request: dict) -> dict:
-    job = find_job(service, request)
-    held = service.manager.hold_job(job.id)
-    answer = {"job_id": job.id, "held": held, "state": job.state}
-    if not held:
-        answer["message"] = f"only a queued job can be held; this one is {job.state}"
-    return answer
+    return _control(service, request, service.manager.hold_job, "held",
+                    "only a queued job can be held; this one is {state}")
 
 
 def release(service: Service, request: dict) -> dict:
+    return _control(service, request, service.manager.release_job, "released",
+                    "only a held job can be released; this one is {state}")
+
+
+def _control(service: Service, request: dict, operate: Callable[[str], bool], done: str, refusal: str) -> dict:
+    """cancel / hold / release: ``{job_id, <done>: bool, state}`` plus why not."""
     job = find_job(service, request)
-    released = service.manager.release_job(job.id)
-    answer = {"job_id": job.id, "released": released, "state": job.state}
-    if not released:
-        answer["message"] = f"only a held job can be released; this one is {job.state}"
+    succeeded = operate(job.id)
+    answer = {"job_id": job.id, done: succeeded, "state": job.state}
+    if not succeeded:
+        answer["message"] = refusal.format(state=job.state)
     return answer
 
 

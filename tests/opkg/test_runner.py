@@ -4,7 +4,6 @@ lock-wait backoff, timeouts and a missing binary."""
 from __future__ import annotations
 
 import os
-import pathlib
 import signal
 import subprocess
 import threading
@@ -18,11 +17,9 @@ from pineapple.errors import JobError
 from pineapple.opkg import runner as runner_module
 from pineapple.opkg.runner import OpkgRun, OpkgRunner, RunControl, RunnerSettings
 from pineapple.opkg.system import is_lock_busy
-from tests.opkg.test_jobs import (
+from tests.opkg.helpers import (
     STANDIN_PATH,
-    CallLog,
     alive,
-    build_template,
     end_process,
     lock_holder,
     proc_stat,
@@ -31,24 +28,6 @@ from tests.opkg.test_jobs import (
 )
 
 RUN_WAIT = 30.0
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Sandbox:
-    return build_template(tmp_path_factory)
-
-
-@pytest.fixture
-def sandbox(template: Sandbox, tmp_path: pathlib.Path) -> Sandbox:
-    return template.clone(tmp_path / "sb")
-
-
-@pytest.fixture
-def calls(sandbox: Sandbox, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> CallLog:
-    path = tmp_path / "opkg-calls.jsonl"
-    monkeypatch.setenv("OPKG_STANDIN_CALL_LOG", str(path))
-    monkeypatch.setenv("TMPDIR", str(sandbox.tmp_dir))
-    return CallLog(path)
 
 
 def make_runner(sb: Sandbox, **settings: object) -> OpkgRunner:

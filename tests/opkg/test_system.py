@@ -3,7 +3,6 @@ list-age and space answers, and run() understanding the stand-in's output."""
 from __future__ import annotations
 
 import os
-import pathlib
 import time
 from types import SimpleNamespace
 
@@ -14,27 +13,9 @@ from pineapple import errors
 from pineapple.errors import JobError
 from pineapple.opkg.runner import RunControl
 from pineapple.opkg.system import OpkgSystem, is_lock_busy
-from tests.opkg.test_jobs import CallLog, build_template, lock_holder, make_system
+from tests.opkg.helpers import CallLog, lock_holder, make_system
 
 DAY = 86400.0
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Sandbox:
-    return build_template(tmp_path_factory)
-
-
-@pytest.fixture
-def sandbox(template: Sandbox, tmp_path: pathlib.Path) -> Sandbox:
-    return template.clone(tmp_path / "sb")
-
-
-@pytest.fixture
-def calls(sandbox: Sandbox, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> CallLog:
-    path = tmp_path / "opkg-calls.jsonl"
-    monkeypatch.setenv("OPKG_STANDIN_CALL_LOG", str(path))
-    monkeypatch.setenv("TMPDIR", str(sandbox.tmp_dir))
-    return CallLog(path)
 
 
 @pytest.fixture
