@@ -31,14 +31,11 @@ from pineapple.opkg.jobs import (
 from pineapple.opkg.output import CONFIGURING, DOWNLOADING, INSTALLING, REMOVING, UPDATED, ProgressEvent
 from pineapple.opkg.progress import CEILING, StepProgress
 from pineapple.opkg.system import OpkgSystem
-from tests.opkg.helpers import (  # noqa: F401
+from tests.opkg.helpers import (
     JOB_WAIT,
-    REPO,
-    STANDIN_PATH,
     CallLog,
     Recorder,
     alive,
-    build_template,
     comm,
     end_process,
     lock_holder,
@@ -47,7 +44,6 @@ from tests.opkg.helpers import (  # noqa: F401
     proc_stat,
     release_lock,
     run_job,
-    sub_command,
     wait_until,
 )
 
