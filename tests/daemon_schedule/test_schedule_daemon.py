@@ -1,7 +1,5 @@
 """Schedules in a real ``pineapple-jobd`` process (tests/fixtures/daemon.py)
-against the opkg stand-in. Skipped while the daemon does not serve the
-schedule actions yet (they answer ``unknown_action`` until the scheduler is
-wired into Daemon and actions.HANDLERS)."""
+against the opkg stand-in."""
 from __future__ import annotations
 
 import time
@@ -10,17 +8,9 @@ import pytest
 
 from pineapple.api.client import JobClient
 from pineapple.api.protocol import ApiError
+from tests.daemon.test_idle import assert_idle
 
 WAIT = 20.0
-
-
-def require_scheduler(client: JobClient) -> None:
-    try:
-        client.request("schedule_list")
-    except ApiError as exc:
-        if exc.code == "unknown_action":
-            pytest.skip("the scheduler is not wired into the daemon yet")
-        raise
 
 
 def wait_for_runs(client: JobClient, schedule_id: str, runs: int) -> dict:
@@ -35,7 +25,6 @@ def wait_for_runs(client: JobClient, schedule_id: str, runs: int) -> dict:
 
 def test_a_schedule_added_over_the_socket_survives_a_restart_and_fires(daemon):
     with daemon.client() as client:
-        require_scheduler(client)
         client.request("schedule_add", schedule_id="refresh", job="update", trigger={"type": "interval", "every": "1s"})
         first = wait_for_runs(client, "refresh", 1)
         assert client.wait(first["last_job_id"], timeout=WAIT)["is_complete"]
@@ -53,9 +42,16 @@ def test_a_config_schedule_runs_at_start_up(start_daemon, tmp_path):
     config.write_text("config schedule 'boot-update'\n    option job 'update'\n    option startup '1'\n")
     daemon = start_daemon(extra_args=["--config", str(config)])
     with daemon.client() as client:
-        require_scheduler(client)
         boot = wait_for_runs(client, "boot-update", 1)
         assert (boot["source"], boot["description"]) == ("config", "at start-up")
         with pytest.raises(ApiError) as caught:
             client.request("schedule_remove", schedule_id="boot-update")
         assert caught.value.code == "schedule_read_only"
+
+
+def test_an_idle_daemon_with_schedules_uses_no_cpu(daemon):
+    with daemon.client() as client:
+        client.request("schedule_add", schedule_id="nightly", job="update",
+                       trigger={"type": "cron", "expr": "0 4 * * *"})
+        assert client.request("schedule_get", schedule_id="nightly")["next_run"]
+    assert_idle(daemon.proc.pid)

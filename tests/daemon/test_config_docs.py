@@ -1,0 +1,45 @@
+"""docs/config.md says what the code does: every option, its default and its
+environment variable are listed, and nothing else is."""
+from __future__ import annotations
+
+import pathlib
+import re
+
+from pineapple.daemon.config import SECTIONS
+
+DOCS = pathlib.Path(__file__).resolve().parents[2] / "docs" / "config.md"
+
+
+def documented_rows() -> dict[tuple[str, str], str]:
+    rows, section = {}, None
+    for line in DOCS.read_text().splitlines():
+        heading = re.match(r"### `config (\w+) '", line)
+        if heading:
+            section = heading.group(1)
+        row = re.match(r"\| `(\w+)` \| `([^`]*)` \|", line)
+        if row and section:
+            rows[(section, row.group(1))] = row.group(2)
+    return rows
+
+
+def shown(default: object) -> str:
+    if isinstance(default, bool):
+        return "1" if default else "0"
+    if isinstance(default, list):
+        return " ".join(default) or "(empty list)"
+    return str(default) if default != "" else "(empty)"
+
+
+def test_every_option_is_documented_with_its_default():
+    rows = documented_rows()
+    expected = {(section, option.name): shown(option.default)
+                for section, (_, settings) in SECTIONS.items() for option in settings.OPTIONS}
+    assert rows == expected
+
+
+def test_environment_names_are_documented():
+    text = DOCS.read_text()
+    for section, (_, settings) in SECTIONS.items():
+        prefix = "PINEAPPLE_JOBD_" + ("" if section == "daemon" else f"{section.upper()}_")
+        for option in settings.OPTIONS:
+            assert f"`{prefix}{option.name.upper()}`" in text
