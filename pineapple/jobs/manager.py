@@ -462,6 +462,7 @@ class JobManager:
             if state == SUCCEEDED:
                 job.set_progress(1.0)
         self._run_callbacks(job)
+        self.logger.info("job %s (%s) %s%s", job.id, job.type, state, f": {code}" if code else "")
         with self._lock:
             job.is_complete = True
             self._release_key(job)
