@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import __version__, errors
 from ..errors import JobError
-from ..jobs import TERMINAL_STATES, Job, JobManager
+from ..jobs import Job, JobManager
 from ..jobs.state import ALL_STATES
 from .protocol import INVALID_FIELD, UNKNOWN_ACTION, ApiError, field
 
@@ -242,7 +242,3 @@ def _listing(job: Job) -> dict:
     summary.update(params=job.params(), created_at=job.created_at, finished_at=job.finished_at,
                    parent_id=job.parent_id, child_id=job.child_id)
     return summary
-
-
-def is_final(job: Job) -> bool:
-    return job.is_complete and job.state in TERMINAL_STATES

@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from .. import errors
+from ..values import accepts, describe
 
 MAX_LINE = 64 * 1024
 
@@ -140,8 +141,6 @@ def decode_request(line: bytes) -> dict:
 
 
 _MISSING = object()
-_TYPE_NAMES = {str: "a string", bool: "true or false", int: "an integer", float: "a number",
-               list: "a list", dict: "an object"}
 
 
 def field(request: dict, name: str, kind: type | tuple[type, ...], default: Any = _MISSING) -> Any:
@@ -155,12 +154,6 @@ def field(request: dict, name: str, kind: type | tuple[type, ...], default: Any 
             raise ApiError(f"missing field '{name}'", MISSING_FIELD)
         return default
     kinds = kind if isinstance(kind, tuple) else (kind,)
-    if isinstance(value, bool) and bool not in kinds:  # bool is an int in Python; not here
-        raise ApiError(f"field '{name}' must be {_describe(kinds)}", INVALID_FIELD)
-    if not isinstance(value, kinds) and not (float in kinds and isinstance(value, int)):
-        raise ApiError(f"field '{name}' must be {_describe(kinds)}", INVALID_FIELD)
+    if not accepts(value, kinds):
+        raise ApiError(f"field '{name}' must be {describe(kinds)}", INVALID_FIELD)
     return value
-
-
-def _describe(kinds: tuple[type, ...]) -> str:
-    return " or ".join(_TYPE_NAMES.get(k, k.__name__) for k in kinds)

@@ -10,11 +10,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import INVALID_FIELD, MISSING_FIELD, UNKNOWN_JOB_TYPE, JobError
+from ..values import accepts, describe
 from .job import Job
 
 _MISSING = object()
-_KIND_NAMES = {str: "a string", bool: "true or false", int: "an integer", float: "a number",
-               list: "a list", dict: "an object"}
 
 
 @dataclass(frozen=True)
@@ -77,12 +76,8 @@ class Params:
                 raise JobError(f"{self._job_type}: missing parameter '{name}'", MISSING_FIELD)
             return default
         kinds = kind if isinstance(kind, tuple) else (kind,)
-        accepted = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
-        if not accepted and float in kinds and isinstance(value, int) and not isinstance(value, bool):
-            accepted = True
-        if not accepted:
-            wanted = " or ".join(_KIND_NAMES.get(k, k.__name__) for k in kinds)
-            raise JobError(f"{self._job_type}: parameter '{name}' must be {wanted}", INVALID_FIELD)
+        if not accepts(value, kinds):
+            raise JobError(f"{self._job_type}: parameter '{name}' must be {describe(kinds)}", INVALID_FIELD)
         return value
 
     def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:

@@ -176,10 +176,10 @@ class OpkgRunner:
 
     def _env(self) -> dict[str, str]:
         env = {"LC_ALL": "C", "PATH": self.settings.env_path or os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")}
-        for key in ("OPKG_STANDIN_DOWNLOAD_DELAY", "OPKG_STANDIN_HANG", "OPKG_STANDIN_FREE_KB",
-                    "OPKG_STANDIN_CALL_LOG", "TMPDIR"):
-            if key in os.environ:  # fault knobs of the development stand-in pass through
-                env[key] = os.environ[key]
+        for key, value in os.environ.items():
+            # TMPDIR and every fault knob of the development stand-in pass through.
+            if key == "TMPDIR" or key.startswith("OPKG_STANDIN_"):
+                env[key] = value
         return env
 
     def _wait(self, process, control: RunControl) -> None:
