@@ -34,13 +34,26 @@ def wakeups(pid: int) -> dict[str, int]:
     return switches
 
 
+# Longer than the 0.1 s poll of sh's reader threads, which end shortly after
+# their opkg process: a shorter window could call a finishing thread settled.
+SETTLE = 0.25
+
+
+def thread_name(pid: int, tid: str) -> str:
+    try:
+        with open(f"/proc/{pid}/task/{tid}/comm") as comm:
+            return comm.read().strip()
+    except OSError:
+        return "(gone)"
+
+
 def settled(pid: int) -> dict[str, int]:
     """Wait until the daemon has finished what it was doing (two samples
-    50 ms apart agree), then return the sample."""
+    SETTLE seconds apart agree), then return the sample."""
     last: list[dict[str, int]] = [wakeups(pid)]
 
     def same() -> dict[str, int] | None:
-        time.sleep(0.05)
+        time.sleep(SETTLE)
         now = wakeups(pid)
         stable = now == last[0]
         last[0] = now
@@ -51,12 +64,14 @@ def settled(pid: int) -> dict[str, int]:
 
 def assert_idle(pid: int) -> None:
     before_switches, before_ticks = settled(pid), cpu_ticks(pid)
+    names = {tid: thread_name(pid, tid) for tid in before_switches}
     time.sleep(WINDOW)  # the measurement window itself, not a wait for a state
     after_switches, after_ticks = wakeups(pid), cpu_ticks(pid)
     woke = {tid: after_switches[tid] - n for tid, n in before_switches.items()
             if tid in after_switches and after_switches[tid] != n}
     assert not woke, f"threads woke up while idle: {woke}"
-    assert after_switches.keys() == before_switches.keys(), "threads came or went while idle"
+    gone = {tid: names[tid] for tid in before_switches.keys() - after_switches.keys()}
+    assert after_switches.keys() == before_switches.keys(), f"threads came or went while idle: ended {gone}"
     assert after_ticks == before_ticks
 
 
