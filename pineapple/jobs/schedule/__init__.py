@@ -9,8 +9,9 @@
 
 See :mod:`.triggers` for the trigger classes, :mod:`.spec` for the JSON
 shapes of the socket API and :mod:`.durations` for ``"2h30m"``-style
-durations. Standard library only; ``zoneinfo`` and ``random`` are imported
-on first use.
+durations, :mod:`.zones` for time zones (POSIX TZ rules and zone files,
+without the ``zoneinfo`` module). Standard library only; ``random`` is
+imported on first use.
 """
 
 from importlib import import_module

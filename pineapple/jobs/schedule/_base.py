@@ -37,12 +37,14 @@ _OFFSET_PATTERN = r"([+-])(\d{2}):?(\d{2})"
 def resolve_timezone(value: str | tzinfo | None) -> tzinfo:
     """Turn a zone name, fixed offset or tzinfo into a tzinfo.
 
-    Accepted strings: IANA keys (``"Europe/Berlin"``), ``"UTC"``, fixed
-    offsets (``"+05:30"``) and POSIX TZ strings with a DST rule as OpenWrt
-    keeps them in ``/etc/TZ`` (``"CET-1CEST,M3.5.0,M10.5.0/3"``; useful where
-    the zoneinfo database is not installed). Rule-less POSIX strings are
-    refused because their sign is inverted: ``"UTC+2"`` means UTC-2. ``None``
-    means the router's local zone (see :func:`local_timezone`).
+    Accepted strings: zone names (``"Europe/Berlin"``, read from the
+    zoneinfo files of OpenWrt's ``zoneinfo-*`` packages; refused with the
+    package's name when it is not installed), ``"UTC"``, fixed offsets
+    (``"+05:30"``) and POSIX TZ rules with DST dates as OpenWrt keeps them in
+    ``/etc/TZ`` (``"CET-1CEST,M3.5.0,M10.5.0/3"``; they need no data at
+    all). Rule-less POSIX strings are refused because their sign is
+    inverted: ``"UTC+2"`` means UTC-2. ``None`` means the router's local
+    zone (see :func:`local_timezone`). See :mod:`.zones`.
     """
     if value is None:
         return local_timezone()
@@ -56,13 +58,14 @@ def resolve_timezone(value: str | tzinfo | None) -> tzinfo:
     offset = re.fullmatch(_OFFSET_PATTERN, name, re.ASCII)
     if offset:
         return _fixed_offset_zone(name, offset)
-    zone = _zoneinfo_or_none(name, posix_needs_rule=True)
-    if zone is None:
-        raise ScheduleError(
-            f"timezone: {value!r} is not a known time zone (use a name such as 'Europe/Berlin',"
-            " an offset such as '+02:00' or a POSIX rule such as 'CET-1CEST,M3.5.0,M10.5.0/3')"
-        )
-    return zone
+    from . import zones
+
+    try:
+        return _named_or_posix(name, posix_needs_rule=True)
+    except zones.ZoneNotFound as exc:
+        hint = "" if exc.package else (" (use a name such as 'Europe/Berlin', an offset such as '+02:00'"
+                                       " or a POSIX rule such as 'CET-1CEST,M3.5.0,M10.5.0/3')")
+        raise ScheduleError(f"timezone: {exc}{hint}") from None
 
 
 def timezone_name(zone: tzinfo) -> str:
@@ -83,17 +86,25 @@ def timezone_name(zone: tzinfo) -> str:
 
 
 def local_timezone() -> tzinfo:
-    """The router's local zone, DST rules included where they can be found.
+    """The router's local zone, DST rules included, with or without zone data.
 
-    Looked up, in order: the ``TZ`` environment variable (zone key or POSIX
-    string), OpenWrt's ``/etc/TZ`` POSIX string (what LuCI writes), the
+    Looked up, in order: the ``TZ`` environment variable (zone name or POSIX
+    rule), OpenWrt's ``/etc/TZ`` POSIX rule (what LuCI writes from
+    ``system.@system[0].timezone``; no zone data needed), the
     ``/etc/localtime`` zone file, and last the current fixed offset
     (``datetime.now().astimezone().tzinfo``), which cannot follow DST.
     """
+    from . import zones
+
     for name in (os.environ.get("TZ", "").lstrip(":"), _read_etc_tz()):
-        zone = _zoneinfo_or_none(name) if name else None
-        if zone is not None:
-            return zone
+        if not name:
+            continue
+        if name.upper() in ("UTC", "GMT", "UTC0", "GMT0"):
+            return UTC
+        try:
+            return _named_or_posix(name, posix_needs_rule=False)
+        except zones.ZoneNotFound:
+            continue
     zone = _etc_localtime()
     if zone is not None:
         return zone
@@ -108,35 +119,22 @@ def _fixed_offset_zone(name: str, match: re.Match[str]) -> tzinfo:
     return timezone(-offset if sign == "-" else offset)
 
 
-def _zoneinfo_or_none(name: str, *, posix_needs_rule: bool = False) -> tzinfo | None:
-    # Imported here: zoneinfo is the costliest import of this package and
-    # interval-only users never need it.
-    import zoneinfo
+def _named_or_posix(name: str, *, posix_needs_rule: bool) -> tzinfo:
+    """A zone file named ``name`` or, failing that, ``name`` as a POSIX rule
+    (as the C library reads ``TZ``); :class:`~.zones.ZoneNotFound` otherwise."""
+    from . import zones
 
     try:
-        return zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
-        pass
-    if not any(ch.isdigit() for ch in name) or (posix_needs_rule and "," not in name):
-        return None
-    return _posix_zone_or_none(name)
-
-
-def _posix_zone_or_none(tz_string: str) -> tzinfo | None:
-    """Build a zone from a POSIX TZ string by wrapping it in a minimal TZif
-    file: no transitions, one UTC type, and the string as the v2 footer,
-    which zoneinfo then applies to every instant."""
-    import io
-    import struct
-    import zoneinfo
-
-    header = b"TZif2" + bytes(15) + struct.pack(">6l", 0, 0, 0, 0, 1, 1)
-    block = header + struct.pack(">lbb", 0, 0, 0) + b"\0"
-    data = block + block + b"\n" + tz_string.encode("ascii", "replace") + b"\n"
-    try:
-        return zoneinfo.ZoneInfo.from_file(io.BytesIO(data), key=tz_string)
-    except (ValueError, OSError):
-        return None
+        return zones.named_zone(name)
+    except zones.ZoneNotFound as missing:
+        if not any(ch.isdigit() for ch in name):
+            raise
+        if posix_needs_rule and "," not in name:
+            raise missing from None
+        try:
+            return zones.posix_zone(name)
+        except zones.ZoneNotFound:
+            raise missing from None
 
 
 def _read_etc_tz() -> str:
@@ -148,19 +146,19 @@ def _read_etc_tz() -> str:
 
 
 def _etc_localtime() -> tzinfo | None:
-    import zoneinfo
+    from . import zones
 
     path = "/etc/localtime"
     target = os.path.realpath(path)
     marker = "/zoneinfo/"
     if marker in target:
-        zone = _zoneinfo_or_none(target.split(marker, 1)[1])
-        if zone is not None:
-            return zone
+        try:
+            return zones.named_zone(target.split(marker, 1)[1])
+        except zones.ZoneNotFound:
+            pass
     try:
-        with open(path, "rb") as handle:
-            return zoneinfo.ZoneInfo.from_file(handle, key="localtime")
-    except (OSError, ValueError):
+        return zones.zone_from_file(path, key="localtime")
+    except zones.ZoneNotFound:
         return None
 
 

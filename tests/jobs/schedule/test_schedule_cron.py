@@ -4,16 +4,16 @@ impossible expressions and daylight saving."""
 import random
 import time
 from datetime import datetime, timedelta, timezone
-from zoneinfo import ZoneInfo
 
 import pytest
 
 from pineapple.jobs.schedule import CronTrigger, ScheduleError, custom
 from pineapple.jobs.schedule._base import overlap_end
+from pineapple.jobs.schedule.zones import named_zone
 
 UTC = timezone.utc
-BERLIN = ZoneInfo("Europe/Berlin")
-NEW_YORK = ZoneInfo("America/New_York")
+BERLIN = named_zone("Europe/Berlin")
+NEW_YORK = named_zone("America/New_York")
 
 
 def utc(*fields: int) -> datetime:
@@ -463,7 +463,7 @@ def test_overlap_end_marks_the_end_of_the_repeated_hour():
     assert overlap_end(second_pass) == datetime(2025, 10, 26, 3, 0)
     assert overlap_end(second_pass.replace(fold=0)) is None
     assert overlap_end(datetime(2025, 6, 1, 2, 30, fold=1, tzinfo=BERLIN)) is None
-    lord_howe = ZoneInfo("Australia/Lord_Howe")  # repeats 01:30-02:00
+    lord_howe = named_zone("Australia/Lord_Howe")  # repeats 01:30-02:00
     assert overlap_end(datetime(2025, 4, 6, 1, 40, fold=1, tzinfo=lord_howe)) == datetime(
         2025, 4, 6, 2, 0
     )

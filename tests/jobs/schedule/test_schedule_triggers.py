@@ -3,7 +3,6 @@ time zone handling."""
 
 import random
 from datetime import datetime, timedelta, timezone
-from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -24,9 +23,10 @@ from pineapple.jobs.schedule import (
     resolve_timezone,
     weekly,
 )
+from pineapple.jobs.schedule.zones import named_zone
 
 UTC = timezone.utc
-BERLIN = ZoneInfo("Europe/Berlin")
+BERLIN = named_zone("Europe/Berlin")
 
 
 def utc(*fields: int) -> datetime:
@@ -420,7 +420,7 @@ def test_resolve_timezone_rejects(value):
 
 def test_local_timezone_from_tz_environment(monkeypatch):
     monkeypatch.setenv("TZ", "America/New_York")
-    assert local_timezone() == ZoneInfo("America/New_York")
+    assert local_timezone() == named_zone("America/New_York")
     monkeypatch.setenv("TZ", ":Europe/Berlin")
     assert local_timezone() == BERLIN
 
@@ -450,6 +450,6 @@ def test_local_timezone_falls_back_to_fixed_offset(monkeypatch):
 def test_default_timezone_is_local_and_not_persisted(monkeypatch):
     monkeypatch.setenv("TZ", "America/New_York")
     trigger = daily("09:00")
-    assert trigger.timezone == ZoneInfo("America/New_York")
+    assert trigger.timezone == named_zone("America/New_York")
     assert "timezone" not in trigger.to_dict()
     assert trigger.next_fire_time(None, utc(2025, 6, 1)) == utc(2025, 6, 1, 13)
