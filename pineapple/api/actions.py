@@ -150,6 +150,8 @@ def restart(service: Service, request: dict) -> dict:
     submission = service.manager.restart_job(old.id, rebuild)
     answer = {"job_id": submission.job_id, "parent_id": old.id, "duplicate": submission.duplicate}
     if submission.duplicate:
+        child = service.manager.get_job(submission.job_id, remove_if_complete=False)
+        answer["parent_id"] = child.parent_id if child is not None else old.id  # what its record says
         answer["message"] = "an identical job is already queued or running; answering its id"
     return answer
 

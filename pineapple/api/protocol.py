@@ -9,6 +9,8 @@ request's optional ``"id"`` is echoed back.
 from __future__ import annotations
 
 import json
+import math
+import re
 from typing import Any
 
 from .. import errors
@@ -27,7 +29,10 @@ FORBIDDEN = "forbidden"
 TOO_MANY_CONNECTIONS = "too_many_connections"
 INTERNAL_ERROR = "internal_error"
 
-_encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)
+# allow_nan=False: every answer is strict JSON (NaN/Infinity are refused on
+# the way in, so meeting one here is a bug, answered as internal_error).
+_encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str, allow_nan=False)
+NO_ID = object()  # the request had no "id" (a JSON null id is echoed as null)
 
 
 class ApiError(Exception):
@@ -51,7 +56,7 @@ def _fast_encoder():
     if make is None:
         return None
     try:
-        encoder = make(None, str, json.encoder.encode_basestring, None, ":", ",", False, False, True)
+        encoder = make(None, str, json.encoder.encode_basestring, None, ":", ",", False, False, False)
         if "".join(encoder({"a": [1, 1.5, None, True, "\u00e9"]}, 0)) != '{"a":[1,1.5,null,true,"\u00e9"]}':
             return None
     except Exception:
@@ -74,47 +79,85 @@ def encode(message: dict) -> bytes:
     return (dumps(message) + "\n").encode("utf-8")
 
 
-def ok(payload: Any, request_id: Any = None) -> bytes:
+def ok(payload: Any, request_id: Any = NO_ID) -> bytes:
+    """A success line; ``request_id`` (any JSON value, null included) is echoed."""
     message = {"ok": True, "payload": payload}
-    if request_id is not None:
+    if request_id is not NO_ID:
         message["id"] = request_id
     return encode(message)
 
 
-def answer_ok(payload: Any, request_id: Any = None) -> bytes:
+def answer_ok(payload: Any, request_id: Any = NO_ID) -> bytes:
     """Same bytes as :func:`ok`, without building the wrapping object (the hot path)."""
-    if request_id is not None:
+    if request_id is not NO_ID:
         return ok(payload, request_id)
     return b'{"ok":true,"payload":' + dumps(payload).encode("utf-8") + b"}\n"
 
 
-def answer_raw(payload: bytes, request_id: Any = None) -> bytes:
+def answer_raw(payload: bytes, request_id: Any = NO_ID) -> bytes:
     """An ``ok`` answer around a payload that is already encoded JSON."""
-    if request_id is None:
+    if request_id is NO_ID:
         return b'{"ok":true,"payload":' + payload + b"}\n"
     return b'{"ok":true,"payload":' + payload + b',"id":' + dumps(request_id).encode("utf-8") + b"}\n"
 
 
-def fail(message: str, code: str, request_id: Any = None) -> bytes:
+def fail(message: str, code: str, request_id: Any = NO_ID) -> bytes:
+    """An error line: a human ``message`` and a stable ``code``."""
     answer = {"ok": False, "error": message, "code": code}
-    if request_id is not None:
+    if request_id is not NO_ID:
         answer["id"] = request_id
     return encode(answer)
 
 
-_scan_once = json.decoder.JSONDecoder().scan_once
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
 
 
-def _parse(text: str) -> Any:
-    """``json.loads(text)`` minus its two regex passes when the text is
-    exactly one JSON value; anything else goes to ``json.loads`` (its errors)."""
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"number {text[:40]} is too large")
+    return value
+
+
+# Strict JSON: NaN, Infinity and numbers that overflow to infinity (1e400) are refused.
+_strict = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite)
+_scan_once = _strict.scan_once
+# A \uD800-\uDFFF escape: only then can a lone surrogate (not Unicode text) hide in a value.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def parse_json(text: str) -> Any:
+    """One strict JSON value: raises ``ValueError`` for anything that is not
+    JSON, for NaN/Infinity/1e400 and for strings (keys too) holding a lone
+    UTF-16 surrogate (``"\\ud800"``), which no answer could encode.
+
+    ``json.loads(text)`` minus its two regex passes when the text is exactly
+    one JSON value."""
     try:
         value, end = _scan_once(text, 0)
     except StopIteration:
-        return json.loads(text)
-    if end != len(text) and not text[end:].isspace():
-        return json.loads(text)
+        value = _strict.decode(text)
+    else:
+        if end != len(text) and not text[end:].isspace():
+            value = _strict.decode(text)
+    if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(value):
+        raise ValueError("a string holds a lone UTF-16 surrogate (\\ud800-\\udfff): not Unicode text")
     return value
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(v) for v in value)
+    return False
 
 
 def decode_request(line: bytes) -> dict:
@@ -125,7 +168,7 @@ def decode_request(line: bytes) -> dict:
     except UnicodeDecodeError:
         raise ApiError("request is not valid UTF-8", INVALID_JSON) from None
     try:
-        request = _parse(text)
+        request = parse_json(text)
     except ValueError as exc:
         raise ApiError(f"request is not valid JSON: {exc}", INVALID_JSON) from None
     except RecursionError:

@@ -44,6 +44,7 @@ from .protocol import (
     FORBIDDEN,
     INTERNAL_ERROR,
     MAX_LINE,
+    NO_ID,
     REQUEST_TOO_LARGE,
     TOO_MANY_CONNECTIONS,
     ApiError,
@@ -60,6 +61,7 @@ from .protocol import (
 log = logging.getLogger("pineapple.api")
 
 READ_CHUNK = 65536
+MAX_INBUF = MAX_LINE + 2 * READ_CHUNK  # requests read ahead and kept per connection, at most
 MAX_OUTBUF = 1 << 20          # a follower that lets this much pile up is dropped
 PAUSE_READING_AT = 256 * 1024  # stop reading requests while answers pile up
 FINAL_ANSWERS_KEPT = 256       # encoded poll answers of finished jobs (see _poll_job)
@@ -116,7 +118,7 @@ def _peer_of(sock: socket.socket) -> Peer:
 
 
 class Connection:
-    __slots__ = ("sock", "fd", "peer", "inbuf", "outbuf", "last_active", "following", "backlog",
+    __slots__ = ("sock", "fd", "peer", "inbuf", "outbuf", "last_active", "following", "last_state",
                  "closing", "closed", "eof", "paused", "events")
 
     def __init__(self, sock: socket.socket, peer: Peer, now: float) -> None:
@@ -127,11 +129,11 @@ class Connection:
         self.outbuf = bytearray()
         self.last_active = now
         self.following: str | None = None   # job id whose events this connection streams
-        self.backlog: deque[bytes] = deque()  # requests received while following
+        self.last_state: dict | None = None  # the state a follower got last
         self.closing = False  # close once outbuf is flushed
         self.closed = False
         self.eof = False
-        self.paused = False   # complete requests wait in inbuf until answers drain
+        self.paused = False   # requests wait in inbuf (answers pile up, or a follow is on)
         self.events = _EPOLLIN  # what epoll watches for (0: not registered)
 
 
@@ -148,6 +150,8 @@ class ApiServer:
         self.idle_timeout = idle_timeout
         self._allowed_uids = {0, os.getuid(), *allowed_uids}
         self._allowed_gids = set(allowed_gids)
+        if not group:  # the socket keeps the daemon's group: its members may connect (docs/protocol.md)
+            self._allowed_gids.add(os.getgid())
         self._epoll = select.epoll()
         self._listener: socket.socket | None = None
         self._listen_fd = -1
@@ -444,6 +448,8 @@ class ApiServer:
 
     # ================================================================ reading
     def _read(self, conn: Connection) -> None:
+        if conn.following is not None and not _reading(conn):
+            return  # woken by a hang-up while full: the rest waits in the kernel
         try:
             data = conn.sock.recv(READ_CHUNK)
         except (BlockingIOError, InterruptedError):
@@ -464,11 +470,16 @@ class ApiServer:
         self._flush(conn)
 
     def _process_lines(self, conn: Connection) -> None:
-        """Answer the complete request lines in ``inbuf`` (until answers pile up)."""
+        """Answer the complete request lines in ``inbuf`` (until answers pile
+        up, or a ``follow`` starts: then the rest waits, unparsed, in ``inbuf``,
+        which :func:`_reading` keeps under ``MAX_INBUF``)."""
         buf = conn.inbuf
         start = 0
         complete = True  # every complete line was handled
         while not conn.closing and not conn.closed:
+            if conn.following is not None:
+                complete = not buf[start:].strip()
+                break
             end = buf.find(b"\n", start)
             if end < 0:
                 break
@@ -485,7 +496,7 @@ class ApiServer:
         if start:
             del buf[:start]
         conn.paused = not complete
-        if complete and not conn.closing and not conn.closed:
+        if complete and conn.following is None and not conn.closing and not conn.closed:
             self._handle_partial(conn)
 
     def _handle_partial(self, conn: Connection) -> None:
@@ -504,17 +515,14 @@ class ApiServer:
     def _handle_line(self, conn: Connection, line: bytes | bytearray) -> None:
         if not line or line.isspace():
             return
-        if conn.following is not None:
-            conn.backlog.append(line)
-            return
         self.requests_served += 1
         self._reply(conn, self._answer(conn, line))
 
     def _answer(self, conn: Connection, line: bytes | bytearray) -> bytes:
-        request_id = None
+        request_id = NO_ID
         try:
             request = decode_request(line)
-            request_id = request.get("id")
+            request_id = request.get("id", NO_ID)
             action = request["action"]
             if action == "poll_job":
                 return self._poll_job(request, request_id)
@@ -572,28 +580,18 @@ class ApiServer:
                     del out[:sent]
                     conn.last_active = monotonic()  # progress, even while no request is read
                 blocked = bool(out)
-            if not out and (conn.closing or (conn.eof and not conn.inbuf and conn.following is None
-                                             and not conn.backlog)):
+            if not out and (conn.closing or (conn.eof and not conn.inbuf and conn.following is None)):
                 self._drop(conn)
                 return
-            if blocked or conn.following is not None or not (conn.paused or conn.backlog) \
-                    or len(out) >= PAUSE_READING_AT:
+            if blocked or conn.following is not None or not conn.paused or len(out) >= PAUSE_READING_AT:
                 break
-            self._resume(conn)
-        self._update_interest(conn)
-
-    def _resume(self, conn: Connection) -> None:
-        while conn.backlog and conn.following is None and not conn.closed:
-            self._handle_line(conn, conn.backlog.popleft())
-        if conn.following is None and not conn.closed:
             self._process_lines(conn)
+        self._update_interest(conn)
 
     def _update_interest(self, conn: Connection) -> None:
         if conn.closed:
             return
-        events = 0
-        if not conn.eof and not conn.closing and not conn.paused and len(conn.outbuf) < PAUSE_READING_AT:
-            events = _EPOLLIN
+        events = _EPOLLIN if _reading(conn) else 0
         if conn.outbuf:
             events |= _EPOLLOUT
         if events == conn.events:
@@ -613,12 +611,13 @@ class ApiServer:
         job = actions.find_job(self.service, request)
         conn.following = job.id
         self._followers.setdefault(job.id, set()).add(conn)
-        lines = [ok({"following": job.id}, request.get("id")),
-                 encode({"event": "state", "job_id": job.id, "data": job.summary()})]
+        conn.last_state = job.summary()
+        lines = [ok({"following": job.id}, request.get("id", NO_ID)),
+                 encode({"event": "state", "job_id": job.id, "data": conn.last_state})]
         if request.get("log", True):
             lines += [encode({"event": "log", "job_id": job.id, "line": line}) for line in list(job.log)]
-        if job.is_complete:
-            lines.append(self._end_line(conn, job.summary()))
+        if conn.last_state["is_complete"] and conn.last_state["state"] in TERMINAL_STATES:
+            lines.append(self._end_line(conn, conn.last_state))  # else its final state event ends it
         return b"".join(lines)
 
     def _end_line(self, conn: Connection, summary: dict) -> bytes:
@@ -657,6 +656,9 @@ class ApiServer:
 
     def _send_event(self, conn: Connection, event: JobEvent) -> None:
         if event.kind == STATE:
+            if event.data == conn.last_state:
+                return  # emitted before the follow began, delivered after: the follower has it
+            conn.last_state = event.data
             self._reply(conn, encode({"event": "state", "job_id": event.job_id, "data": event.data}))
             if event.data["is_complete"]:
                 self._reply(conn, self._end_line(conn, event.data))
@@ -699,6 +701,19 @@ class ApiServer:
                 call()
             except Exception:
                 log.exception("internal error in %r", call)
+
+
+def _reading(conn: Connection) -> bool:
+    """Whether to read more of a client's requests. What is read and kept per
+    connection stays bounded in every state: ``inbuf`` never grows past
+    ``MAX_INBUF`` (a follower's pipelined requests wait there, unparsed),
+    ``outbuf`` stops reading at ``PAUSE_READING_AT`` and drops the client past
+    ``MAX_OUTBUF``."""
+    if conn.eof or conn.closing or len(conn.outbuf) >= PAUSE_READING_AT:
+        return False
+    if conn.following is not None:
+        return len(conn.inbuf) + READ_CHUNK <= MAX_INBUF
+    return not conn.paused
 
 
 def _discard_and_close(sock: socket.socket) -> None:

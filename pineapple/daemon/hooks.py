@@ -120,8 +120,17 @@ class HookFactory:
         bridge = self._notifier()
         if bridge is None:
             raise RuntimeError("MQTT is not enabled (mqtt.enabled)")
-        bridge.notify(job.summary(), message)
+        bridge.notify(final_summary(job), message)
         job.add_log_line(f"hook: MQTT notification sent: {message}")
+
+
+def final_summary(job: Any) -> dict:
+    """The summary the job will have once complete: hooks run after its
+    outcome is decided but before it is marked complete (docs/protocol.md)."""
+    summary = job.summary()
+    if job.outcome is not None:
+        summary.update(state=job.outcome, is_complete=True)
+    return summary
 
 
 def _named(fn: Callable[[Any], None], name: str) -> Callable[[Any], None]:

@@ -132,7 +132,7 @@ class JobManager:
         with self._lock:
             job = self._jobs.get(job_id)
             if job is None or job.state != QUEUED or job.stop_requested or not self._unqueue(job):
-                return job is not None and job.state == HELD
+                return False  # already held too: nothing was done
             self._transition(job, HELD)
             return True
 
@@ -151,16 +151,21 @@ class JobManager:
         """Run a finished job again, as a new job built by ``build(old_job)``.
 
         The new record names its parent (``parent_id``) and the old one its
-        child (``child_id``). Raises ``unknown_job``, or ``job_active`` for a
-        job that is still queued, held or running."""
+        child (``child_id``). Answered by an equal active job instead (a
+        duplicate), that job becomes the child, and names the old one as its
+        parent unless it has one already. Raises ``unknown_job``, or
+        ``job_active`` for a job that is still queued, held or running."""
         old = self._finished_job(job_id)
         new = build(old)
         new.parent_id = old.id
         submission = self.submit(new)
-        if not submission.duplicate:
-            with self._lock:
-                old.child_id = new.id
-                self._save(old)
+        with self._lock:
+            child = self._jobs.get(submission.job_id)
+            if child is not None and child.parent_id is None:
+                child.parent_id = old.id
+                self._save(child)
+            old.child_id = submission.job_id
+            self._save(old)
         return submission
 
     # ================================================================ query
@@ -478,8 +483,12 @@ class JobManager:
             try:
                 callback(job)
             except Exception as exc:
-                job.add_log_line(f"ERROR: {kind} {getattr(callback, '__name__', callback)!s} failed: {exc}")
-                self.logger.exception("%s of job %s failed", kind, job.id)
+                name = getattr(callback, "__name__", callback)
+                job.add_log_line(f"ERROR: {kind} {name!s} failed: {exc}")
+                if kind == "hook":  # a hook failing is an outcome (exit status...), not a bug: one line
+                    self.logger.warning("hook %s of job %s (%s) failed: %s", name, job.id, job.type, exc)
+                else:
+                    self.logger.exception("%s of job %s failed", kind, job.id)
 
     def _interrupt(self, job: Job, why: str) -> None:
         """Close the record of a job that will never run. Lock held."""

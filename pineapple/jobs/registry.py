@@ -87,10 +87,20 @@ class Params:
                            INVALID_FIELD)
         return value
 
-    def positive(self, name: str, default: float | None) -> float | None:
+    def positive(self, name: str, default: float | None, high: float) -> float | None:
+        """A number of seconds (say) greater than 0 and at most ``high`` (the
+        default, from the daemon's config, is not checked here)."""
         value = self.take(name, float, default)
-        if value is not None and value <= 0:
-            raise JobError(f"{self._job_type}: parameter '{name}' must be greater than 0", INVALID_FIELD)
+        if value is not default and not 0 < value <= high:
+            raise JobError(f"{self._job_type}: parameter '{name}' must be greater than 0 and at most {high:g}",
+                           INVALID_FIELD)
+        return value
+
+    def ranged(self, name: str, kind: type, default: Any, low: float, high: float) -> Any:
+        """A number (``int`` or ``float``) in ``low..high``."""
+        value = self.take(name, kind, default)
+        if not low <= value <= high:
+            raise JobError(f"{self._job_type}: parameter '{name}' must be {low:g}..{high:g}", INVALID_FIELD)
         return value
 
     def finish(self) -> None:

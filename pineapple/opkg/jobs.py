@@ -308,8 +308,10 @@ def register_opkg_jobs(registry: JobTypeRegistry, system: OpkgSystem, default_ti
         p.finish()
         return job
 
-    common = {"timeout": "seconds before the job is stopped (default: daemon.job_timeout)",
-              "max_retries": "re-runs after a failure (default 0)", "retry_delay": "seconds between re-runs"}
+    common = {"timeout": f"seconds before the job is stopped, > 0 and <= {MAX_TIMEOUT:g} "
+                         "(default: daemon.job_timeout)",
+              "max_retries": f"re-runs after a failure, 0..{MAX_RETRIES} (default 0)",
+              "retry_delay": f"seconds between re-runs, 0..{MAX_RETRY_DELAY:g} (default 0)"}
     registry.register("install", install, "Install opkg packages and their dependencies (all or nothing).",
                       {"packages": "list of package names", "dest": "opkg destination, e.g. sd",
                        "update": "auto | always | never: refresh package lists first",
@@ -320,6 +322,13 @@ def register_opkg_jobs(registry: JobTypeRegistry, system: OpkgSystem, default_ti
     registry.register("update", update, "Refresh the opkg package lists (opkg update).", common)
 
 
+# The documented ranges of the parameters every opkg job takes (docs/protocol.md).
+MAX_TIMEOUT = 7 * 86400.0
+MAX_RETRIES = 10
+MAX_RETRY_DELAY = 3600.0
+
+
 def _common(p: Params, default_timeout: float | None) -> dict:
-    return {"timeout": p.positive("timeout", default_timeout),
-            "max_retries": int(p.take("max_retries", int, 0)), "retry_delay": p.take("retry_delay", float, 0.0)}
+    return {"timeout": p.positive("timeout", default_timeout, MAX_TIMEOUT),
+            "max_retries": p.ranged("max_retries", int, 0, 0, MAX_RETRIES),
+            "retry_delay": p.ranged("retry_delay", float, 0.0, 0.0, MAX_RETRY_DELAY)}

@@ -101,7 +101,7 @@ def test_invalid_package_names_are_refused_before_anything_runs(jobd, name):
 
 def test_the_id_is_echoed_on_answers_and_errors(jobd):
     with Line(jobd.socket) as conn:
-        for request_id in (7, "abc", 1.5, [1, "x"], {"nested": {"id": True}}, False, 0, ""):
+        for request_id in (7, "abc", 1.5, [1, "x"], {"nested": {"id": True}}, False, 0, "", None, "\U0001f600"):
             assert conn.request({"action": "ping", "id": request_id})["id"] == request_id
             error = conn.request({"action": "reboot", "id": request_id})
             assert (error["code"], error["id"]) == ("unknown_action", request_id)
@@ -274,3 +274,130 @@ def test_many_connections_opened_and_dropped_without_a_request(jobd):
     assert ping_ok(jobd.socket)
     with Line(jobd.socket) as conn:
         wait_until(lambda: conn.payload({"action": "stats"})["connections"] == 1, what="connections closed")
+
+
+# ------------------------------------------------- strict JSON, Unicode text
+def strict_loads(line: bytes):
+    """json.loads that refuses NaN/Infinity: what any strict JSON reader does."""
+    def refuse(name):
+        raise ValueError(f"not JSON: {name}")
+    return json.loads(line, parse_constant=refuse)
+
+
+UNREPRESENTABLE = [
+    # lone UTF-16 surrogates: valid JSON escapes, but not Unicode text
+    (b'{"action": "ping", "id": "\\ud800"}', "invalid_json"),
+    (b'{"action": "ping", "id": "a\\udfffb"}', "invalid_json"),
+    (b'{"action": "ping", "\\ud800": 1}', "invalid_json"),
+    (b'{"action": "ping\\udc00"}', "invalid_json"),
+    (b'{"action": "submit", "job": "install", "packages": ["tool-a"], '
+     b'"on_success": [{"notify": "mqtt", "message": "\\ud800"}]}', "invalid_json"),
+    (b'{"action": "submit", "job": "install", "packages": ["tool-\\ud83d"]}', "invalid_json"),
+    # not numbers in JSON, or too large for one
+    (b'{"action": "ping", "id": NaN}', "invalid_json"),
+    (b'{"action": "ping", "id": Infinity}', "invalid_json"),
+    (b'{"action": "ping", "id": -Infinity}', "invalid_json"),
+    (b'{"action": "ping", "id": 1e400}', "invalid_json"),
+    (b'{"action": "submit", "job": "install", "packages": ["tool-a"], "timeout": NaN}', "invalid_json"),
+    (b'{"action": "submit", "job": "install", "packages": ["tool-a"], "timeout": Infinity}', "invalid_json"),
+    (b'{"action": "submit", "job": "install", "packages": ["tool-a"], "timeout": 1e400}', "invalid_json"),
+    # numbers outside their documented range
+    (b'{"action": "submit", "job": "install", "packages": ["tool-a"], "timeout": 0}', "invalid_field"),
+    (b'{"action": "submit", "job": "install", "packages": ["tool-a"], "timeout": 1e300}', "invalid_field"),
+    (b'{"action": "submit", "job": "install", "packages": ["tool-a"], "max_retries": -1}', "invalid_field"),
+    (b'{"action": "submit", "job": "install", "packages": ["tool-a"], "max_retries": 11}', "invalid_field"),
+    (b'{"action": "submit", "job": "install", "packages": ["tool-a"], "max_retries": 1.5}', "invalid_field"),
+    (b'{"action": "submit", "job": "install", "packages": ["tool-a"], "retry_delay": -1}', "invalid_field"),
+    (b'{"action": "submit", "job": "install", "packages": ["tool-a"], "retry_delay": 3601}', "invalid_field"),
+    (b'{"action": "submit", "job": "update", "retry_delay": -0.5}', "invalid_field"),
+    (b'{"action": "list_jobs", "offset": 1e3}', "invalid_field"),
+]
+
+
+@pytest.mark.parametrize(("line", "code"), UNREPRESENTABLE, ids=[f"{c}:{raw[-40:]!r}" for raw, c in UNREPRESENTABLE])
+def test_unrepresentable_values_are_refused_before_anything_happens(jobd, line, code):
+    before = job_count(jobd.socket)
+    with Line(jobd.socket) as conn:
+        conn.send(line + b"\n")
+        raw = conn.read_line()
+        answer = strict_loads(raw)  # the answer itself is strict JSON
+        assert (answer["ok"], answer["code"]) == (False, code), answer
+        assert "id" not in answer or answer["id"] is None
+        assert conn.request(PING)["payload"]["pong"] is True  # same connection, still served
+    assert job_count(jobd.socket) == before, "a refused request registered a job"
+    assert "Traceback" not in jobd.log()
+
+
+def test_every_answer_is_strict_json_at_the_edges_of_the_ranges(jobd):
+    with Line(jobd.socket) as conn:
+        job = conn.payload({"action": "submit", "job": "install", "packages": ["tool-b"], "hold": True,
+                            "timeout": 604800, "max_retries": 10, "retry_delay": 3600})
+        conn.send({"action": "get_job", "job_id": job["job_id"]})
+        record = strict_loads(conn.read_line())["payload"]
+        assert (record["timeout"], record["max_retries"]) == (604800, 10)
+        paired = conn.request({"action": "ping", "id": "\ud83d\ude00"})  # a valid pair is one character
+        assert paired["id"] == "\U0001f600"
+        assert conn.payload({"action": "cancel", "job_id": job["job_id"]})["cancelled"] is True
+
+
+# ------------------------------------------------------- bounded per client
+def rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+
+
+def test_a_follower_that_pipelines_without_reading_is_held_to_a_bounded_buffer(jobd):
+    """Requests sent while following wait, unread, in a bounded buffer: the
+    daemon stops reading (the client's writes block) instead of buffering
+    megabytes; once the follow ends every request is answered, in order."""
+    held = None
+    with Line(jobd.socket) as control:
+        held = control.payload({"action": "submit", "job": "install", "packages": ["tool-c"], "hold": True})["job_id"]
+    follower = Line(jobd.socket, timeout=60)
+    follower.send({"action": "follow", "job_id": held, "log": False})
+    pad = "x" * 1000
+    requests = [json.dumps({"action": "ping", "id": i, "pad": pad}).encode() + b"\n" for i in range(24_000)]
+    total = sum(len(r) for r in requests)  # ~24 MB
+    accepted = [0]
+
+    def write() -> None:
+        try:
+            for start in range(0, len(requests), 64):
+                chunk = b"".join(requests[start:start + 64])
+                follower.sock.sendall(chunk)
+                accepted[0] += len(chunk)
+        except OSError:
+            pass
+
+    rss_before = rss_kib(jobd.proc.pid)
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    # Wait until the writer is stuck (the daemon stopped reading) or has sent it all.
+    last, still_since = -1, time.monotonic()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and accepted[0] < total:
+        if accepted[0] != last:
+            last, still_since = accepted[0], time.monotonic()
+        elif time.monotonic() - still_since > 1.5:
+            break
+        time.sleep(0.05)
+    grown = rss_kib(jobd.proc.pid) - rss_before
+    taken = accepted[0]
+    assert taken < 2 * 1024 * 1024, f"the daemon took {taken} bytes of requests from a client that follows"
+    assert grown < 8 * 1024, f"the daemon grew by {grown} KiB"
+    with Line(jobd.socket) as control:
+        assert control.payload({"action": "release", "job_id": held})["released"] is True
+    assert follower.read()["payload"] == {"following": held}
+    while True:  # the job's events, up to its end line
+        event = follower.read()
+        if event.get("event") == "end":
+            assert event["job"]["state"] == "succeeded"
+            break
+    ids = []
+    while len(ids) < len(requests):
+        answer = follower.read()
+        assert answer["payload"]["pong"] is True
+        ids.append(answer["id"])
+    writer.join(30)
+    assert ids == list(range(len(requests)))
+    follower.close()

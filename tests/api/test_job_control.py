@@ -99,6 +99,18 @@ def test_a_failing_hook_never_changes_the_outcome(hook_daemon):
                for line in client.get(failed["job_id"])["log"])
 
 
+def test_a_failing_hook_is_one_line_in_the_daemon_log(hook_daemon):
+    daemon, _ = hook_daemon
+    client = daemon.client()
+    job_id = client.install(["tool-c"], on_success=[{"command": "broken"}])["job_id"]
+    client.wait(job_id, timeout=WAIT)
+    wait_until(lambda: "hook command broken" in daemon.log(), what="the hook's log line")
+    lines = [line for line in daemon.log().splitlines() if "hook command broken" in line]
+    assert len(lines) == 1, lines
+    assert job_id in lines[0] and "exited with status 3" in lines[0]
+    assert "Traceback" not in daemon.log()
+
+
 def test_hook_refusals(hook_daemon):
     daemon, _ = hook_daemon
     client = daemon.client()
@@ -162,6 +174,28 @@ def test_held_jobs_run_only_when_released(daemon):
     assert client.poll(second)["state"] == "cancelled"
 
 
+def test_hold_of_a_held_job_answers_false_with_a_message(daemon):
+    client = daemon.client()
+    held = client.install(["tool-a"], hold=True)["job_id"]
+    again = client.hold(held)
+    assert again["held"] is False and again["state"] == "held" and again["message"]
+    assert client.poll(held)["state"] == "held"
+
+
+def test_a_restart_answered_as_a_duplicate_links_both_records(daemon):
+    client = daemon.client()
+    first = client.install(["tool-a"])["job_id"]
+    assert client.wait(first, timeout=WAIT)["state"] == "succeeded"
+    active = client.install(["tool-a"], hold=True)["job_id"]  # equal to first, still active
+    again = client.restart(first)
+    assert (again["duplicate"], again["job_id"], again["parent_id"]) == (True, active, first)
+    assert client.get(first)["child_id"] == active
+    assert client.get(active)["parent_id"] == first
+    daemon.restart()  # both links are in the journal
+    client = daemon.client()
+    assert (client.get(first)["child_id"], client.get(active)["parent_id"]) == (active, first)
+
+
 def test_hold_a_queued_job(start_daemon):
     daemon = start_daemon(env={"OPKG_STANDIN_DOWNLOAD_DELAY": "0.5"})
     client = daemon.client()
@@ -197,5 +231,5 @@ def test_cli_restart_types_log_hold_release(daemon):
     listed = json.loads(cli(daemon, "--json", "list", "--type", "install", "--package", "tool-a").stdout)
     assert listed["total"] == 2 and listed["jobs"][0]["parent_id"] == job_id  # newest first: the restart
     held2 = cli(daemon, "install", "tool-b", "--hold").stdout.split()[0]
-    assert cli(daemon, "hold", held2).returncode == 0
+    assert cli(daemon, "hold", held2).returncode == 1  # already held: nothing done
     assert cli(daemon, "cancel", held2).returncode == 0

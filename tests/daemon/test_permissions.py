@@ -90,3 +90,15 @@ def test_the_socket_group_lets_its_members_in(module_daemons):
     result = as_nobody(daemon)
     assert "exception" not in result, result
     assert result["lines"][0]["payload"]["pong"] is True
+
+
+def test_with_socket_group_empty_the_daemons_own_group_is_let_in(jobd):
+    # The default: the socket keeps the daemon's group, and the docs promise
+    # that the socket group is always allowed; nobody with that group (only).
+    open_to_everyone(jobd, socket_mode=None)
+    assert os.stat(jobd.socket).st_gid == os.getgid()
+    path = str(jobd.socket)
+    result = run_as(NOBODY.pw_uid, os.getgid(), lambda: exchange(path, b'{"action":"ping","id":1}\n'))
+    assert "exception" not in result, result
+    assert result["lines"] == [{"ok": True, "payload": {"pong": True, "version": "0.1.0"}, "id": 1}]
+    assert result["closed"] is False
