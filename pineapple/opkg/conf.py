@@ -128,11 +128,21 @@ def load_conf(
     if path is not None:
         _read_file(conf, path)
         conf.offline_root = conf.offline_root or conf.options.get("offline_root") or None
-    extra_dir = f"{conf.offline_root}/etc/opkg" if conf.offline_root else conf_dir
-    for extra in _conf_files_in(extra_dir):
+    for extra in _conf_files_in(extra_conf_dir(conf, conf_dir)):
         if path is None or os.path.abspath(extra) != os.path.abspath(path):
             _read_file(conf, extra)
     return conf
+
+
+def extra_conf_dir(conf: OpkgConf, conf_dir: str = DEFAULT_CONF_DIR) -> str:
+    """The directory whose ``*.conf`` files opkg reads after the main file."""
+    return f"{conf.offline_root}/etc/opkg" if conf.offline_root else conf_dir
+
+
+def conf_sources(conf: OpkgConf, conf_dir: str = DEFAULT_CONF_DIR) -> list[str]:
+    """Every file and directory a loaded configuration depends on: the files
+    read, and the extra directory (a ``*.conf`` added there changes it)."""
+    return [*conf.files, extra_conf_dir(conf, conf_dir)]
 
 
 def parse_conf_text(conf: OpkgConf, text: str) -> None:

@@ -222,7 +222,11 @@ def which_installed(conf: OpkgConf, names: Iterable[str]) -> dict[str, str | Non
     """For each name, the installed version, or None when the package is
     absent or not fully installed (check installed_packages() for the
     state: opkg itself calls a half-configured package "up to date")."""
-    installed = installed_packages(conf)
+    return installed_versions(installed_packages(conf), names)
+
+
+def installed_versions(installed: Mapping[str, InstalledPackage], names: Iterable[str]) -> dict[str, str | None]:
+    """:func:`which_installed` over an already parsed ``installed_packages``."""
     return {name: _installed_version(installed.get(name)) for name in names}
 
 

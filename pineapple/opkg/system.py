@@ -1,5 +1,12 @@
 """``OpkgSystem``: the opkg of one device (or sandbox root) — its
-configuration, fast reads of its status and lists, and its runner."""
+configuration, fast reads of its status and lists, and its runner.
+
+opkg's configuration and status files are parsed once and reused while
+they are unchanged (:mod:`pineapple.opkg.filecache`): a job or an
+``installed`` query then costs a few ``stat`` calls instead of a parse. The
+feed lists are parsed on each use and never kept: they are large (an
+OpenWrt feed lists thousands of packages) and only an install that has work
+to do reads them."""
 from __future__ import annotations
 
 import time
@@ -8,7 +15,8 @@ from typing import Any
 
 from .. import errors
 from ..errors import JobError
-from .conf import OpkgConf, load_conf
+from .conf import OpkgConf, conf_sources, load_conf
+from .filecache import FileCache
 from .output import OpkgOutcome, parse_errors, summarize
 from .runner import LineSink, OpkgRun, OpkgRunner, RunControl, RunnerSettings
 from .status import (
@@ -17,9 +25,9 @@ from .status import (
     available_packages,
     free_kb,
     installed_packages,
+    installed_versions,
     lists_age,
     required_kb,
-    which_installed,
 )
 
 
@@ -33,6 +41,8 @@ class OpkgSystem:
         self.lists_max_age = lists_max_age
         self.clock = clock
         self.runner = OpkgRunner(settings, is_lock_busy)
+        self._conf = FileCache(self._load_conf, clock)
+        self._installed = FileCache(self._load_installed, clock)
 
     @classmethod
     def from_settings(cls, opkg: Any) -> OpkgSystem:
@@ -44,18 +54,16 @@ class OpkgSystem:
 
     # ------------------------------------------------------------- reading
     def conf(self) -> OpkgConf:
-        """opkg's configuration as opkg would load it now."""
-        try:
-            return load_conf(self.settings.conf or None, self.settings.offline_root or None)
-        except OSError as exc:
-            raise JobError(f"cannot read opkg configuration: {exc}", errors.OPKG_FAILED) from None
+        """opkg's configuration as opkg would load it now (shared: do not modify)."""
+        return self._conf.get()
 
     def installed(self) -> dict[str, InstalledPackage]:
-        return installed_packages(self.conf())
+        """Every package in the dests' status files, by name (a fresh dict)."""
+        return dict(self._installed.get())
 
     def which_installed(self, names: list[str]) -> dict[str, str | None]:
         """Installed version of each name (None: absent or half-configured)."""
-        return which_installed(self.conf(), names)
+        return installed_versions(self._installed.get(), names)
 
     def available(self) -> dict[str, AvailablePackage]:
         return available_packages(self.conf())
@@ -69,7 +77,7 @@ class OpkgSystem:
         """(needed KiB, free KiB, path) when the packages will not fit, else
         None (also when the lists do not give every size)."""
         conf = self.conf()
-        needed = required_kb(conf, names, installed_packages(conf))
+        needed = required_kb(conf, names, self._installed.get())
         if needed is None:
             return None
         path = conf.space_path(dest or "root")
@@ -85,6 +93,18 @@ class OpkgSystem:
         """Run opkg and understand what it said."""
         run = self.runner.run(args, on_line, control, on_wait)
         return run, summarize(run.rc, run.stdout, run.stderr, self._feed_names())
+
+    def _load_conf(self) -> tuple[OpkgConf, list[str]]:
+        try:
+            conf = load_conf(self.settings.conf or None, self.settings.offline_root or None)
+        except OSError as exc:
+            raise JobError(f"cannot read opkg configuration: {exc}", errors.OPKG_FAILED) from None
+        return conf, conf_sources(conf)
+
+    def _load_installed(self) -> tuple[dict[str, InstalledPackage], list[str]]:
+        conf = self.conf()
+        # The configuration's files too: a dest added or moved changes the answer.
+        return installed_packages(conf), [*conf.status_paths().values(), *conf_sources(conf)]
 
     def _feed_names(self) -> dict[str, str]:
         try:

@@ -4,7 +4,7 @@ import logging
 from pineapple.jobs import Job, JobManager, Progress, RecordedJob
 from pineapple.jobs.job import JobLogger, jsonable
 
-from .helpers import WAIT
+from .helpers import WAIT, ReturnJob
 
 
 class Chatty(Job):
@@ -78,3 +78,39 @@ def test_recorded_job_round_trip():
 
 def test_jsonable_handles_nesting():
     assert jsonable({1: (1, 2), "x": [None, True, 1.5]}) == {"1": [1, 2], "x": [None, True, 1.5]}
+
+
+class KeepsLogger(Job):
+    """Keeps its logger, as the opkg jobs do (for their stop and progress paths)."""
+
+    def do_work(self, logger):
+        self.logger = logger
+        logger.info("kept")
+        return "ok"
+
+
+def test_a_job_that_keeps_its_logger_is_freed_without_the_cycle_collector():
+    import gc
+    import weakref
+
+    manager = JobManager(max_finished=1)
+    job = KeepsLogger()
+    manager.wait(manager.execute_job(job), WAIT)
+    assert list(job.log) == ["kept"]
+    gone = weakref.ref(job)
+    del job
+    gc.disable()  # a reference cycle would now keep the record alive
+    try:
+        manager.wait(manager.execute_job(ReturnJob()), WAIT)  # max_finished=1 drops the first
+        manager.events.flush()
+        assert gone() is None
+    finally:
+        gc.enable()
+        manager.shutdown()
+
+
+def test_job_logger_after_the_job_is_gone_drops_lines():
+    job = Chatty()
+    logger = JobLogger(job, logging.getLogger("pineapple.test.gone"))
+    del job
+    logger.info("nobody listens")  # must not raise

@@ -114,3 +114,62 @@ def test_is_lock_busy(sandbox, calls):
     run, outcome = system.run(["list-installed"], lambda line: None, RunControl())
     assert run.rc == 0 and not is_lock_busy(run)
     assert "libc - 1.2.4-4" in run.stdout
+
+
+# ------------------------------------------------------- parsed once, kept fresh
+REAL_OPKG = os.environ.get("PINEAPPLE_TEST_OPKG", "")
+OTHER_OPKGS = [
+    pytest.param("", id="stand-in"),
+    pytest.param(REAL_OPKG, id="opkg-lede", marks=pytest.mark.skipif(
+        not os.access(REAL_OPKG or "/nonexistent", os.X_OK),
+        reason="set PINEAPPLE_TEST_OPKG to a real opkg-lede binary to run this against it")),
+]
+
+
+def later() -> float:
+    """A wall clock a minute ahead, so every file of the sandbox has settled
+    and the cache trusts what it read (see pineapple/opkg/filecache.py)."""
+    return time.time() + 60
+
+
+def other_opkg(sandbox: Sandbox, binary: str, *args: str) -> None:
+    """Another opkg process changes the root (as LuCI or a shell would)."""
+    import subprocess
+
+    argv = sandbox.argv(*args)
+    if binary:
+        argv = [binary, *argv[1:]]
+    subprocess.run(argv, env=sandbox.env(), check=True, capture_output=True, timeout=60)
+
+
+@pytest.mark.parametrize("binary", OTHER_OPKGS)
+def test_status_parsed_once_and_a_change_by_another_opkg_is_seen(sandbox, calls, binary):
+    system = make_system(sandbox, clock=later)
+    assert system.which_installed(["myapp", "libc"]) == {"myapp": None, "libc": "1.2.4-4"}
+    for _ in range(5):
+        assert "myapp" not in system.installed()
+    assert system._installed.loads == 1 and system._conf.loads == 1
+    other_opkg(sandbox, binary, "install", "myapp")
+    assert system.which_installed(["myapp", "mylib"]) == {"myapp": "1.2.3-1", "mylib": "1.0-1"}
+    assert system._installed.loads == 2 and system._conf.loads == 1
+    other_opkg(sandbox, binary, "remove", "myapp")
+    assert system.which_installed(["myapp"]) == {"myapp": None}
+
+
+def test_a_dest_added_in_the_conf_dir_is_seen(sandbox, calls):
+    system = make_system(sandbox, clock=later)
+    assert system.dest_names() == ["root", "sd"]
+    extra = sandbox.root / "etc" / "opkg" / "usb.conf"
+    extra.parent.mkdir(parents=True, exist_ok=True)
+    extra.write_text("dest usb /mnt/usb\n")
+    assert system.dest_names() == ["root", "sd", "usb"]
+    status = sandbox.root / "mnt" / "usb" / "usr" / "lib" / "opkg" / "status"
+    status.parent.mkdir(parents=True)
+    status.write_text("Package: onusb\nVersion: 2-1\nStatus: install user installed\n")
+    assert system.which_installed(["onusb"]) == {"onusb": "2-1"}
+
+
+def test_installed_answers_are_copies(sandbox, calls):
+    system = make_system(sandbox, clock=later)
+    system.installed().clear()
+    assert "libc" in system.installed()
