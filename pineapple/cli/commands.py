@@ -159,9 +159,14 @@ def ping(client: JobClient, args: argparse.Namespace) -> int:
 def stats(client: JobClient, args: argparse.Namespace) -> int:
     def human(a: dict) -> str:
         jobs = ", ".join(f"{state} {n}" for state, n in a["jobs"].items() if n) or "none"
+        totals = ", ".join(f"{name} {n}" for name, n in a["totals"].items())
+        limits = a["limits"]
         return (f"pineapple-jobd {a['version']} pid {a['pid']}, up {a['uptime']:.0f}s, "
                 f"RSS {(a['rss_kib'] or 0) / 1024:.1f} MiB, {a['workers']} workers, "
-                f"{a['connections']} connection(s)\njobs: {jobs}")
+                f"{a['connections']} connection(s)\njobs: {jobs}\n"
+                f"since start: {totals}\n"
+                f"waiting {a['waiting']} of max_queued {limits['max_queued']}; "
+                f"finished kept: {limits['max_finished']} for {limits['retention']:g}s")
     return _simple(args, client.stats(), human)
 
 

@@ -20,6 +20,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
+from ..api.protocol import MAX_LINE
 from ..api.server import ApiServer
 from ..jobs import JobManager
 from .config import Config
@@ -181,6 +182,15 @@ class Daemon:
     def installed(self, packages: list[str]) -> dict[str, str | None]:
         return self.opkg.which_installed(packages)
 
+    def limits(self) -> dict:
+        """The limits in effect (after defaults, config, environment, flags)."""
+        d = self.config.daemon
+        return {"workers": self.manager.workers, "max_queued": self.manager.max_queued,
+                "max_finished": self.manager.max_finished, "retention": self.manager.retention,
+                "job_timeout": d.job_timeout or None, "shutdown_grace": d.shutdown_grace,
+                "max_connections": self.server.max_connections, "idle_timeout": self.server.idle_timeout,
+                "max_line": MAX_LINE}
+
     def stats(self) -> dict:
         from ..jobs.state import ALL_STATES
 
@@ -195,6 +205,9 @@ class Daemon:
             "connections": self.server.connection_count,
             "requests": self.server.requests_served,
             "jobs": {state: counts.get(state, 0) for state in ALL_STATES},
+            "waiting": self.manager.waiting(),
+            "totals": self.manager.totals(),
+            "limits": self.limits(),
             "hostname": _socket.gethostname(),
             "mqtt": self.mqtt.status() if self.mqtt is not None else None,
         }

@@ -38,6 +38,9 @@ from .timers import TimerHandle, TimerQueue
 
 Callback = Callable[[Job], None]
 
+# Running totals kept by the manager (see JobManager.totals)
+TOTALS = ("submitted", SUCCEEDED, FAILED, CANCELLED, INTERRUPTED)
+
 # Why a running job was asked to stop -> (final state, error code, message)
 _STOP_OUTCOMES = {
     "cancelled": (CANCELLED, errors.CANCELLED, "cancelled"),
@@ -99,6 +102,8 @@ class JobManager:
         self._active_keys: dict[tuple, str] = {}
         self._finished: OrderedDict[str, float] = OrderedDict()
         self._expiry: TimerHandle | None = None
+        self._held: set[str] = set()  # ids of held jobs: they count against max_queued
+        self._totals = dict.fromkeys(TOTALS, 0)
         self._closing = False
         self._journal: JobJournal | None = None
         self._pool = WorkerPool(self._run, workers)
@@ -122,7 +127,10 @@ class JobManager:
             if duplicate is not None:
                 return Submission(duplicate, True)
             self._register(job, callbacks, HELD if hold else QUEUED)
-            if not hold:
+            self._totals["submitted"] += 1
+            if hold:
+                self._held.add(job.id)
+            else:
                 self._pool.submit(job)
         return Submission(job.id, False)
 
@@ -185,6 +193,20 @@ class JobManager:
         with self._lock:
             jobs = list(self._jobs.values())
         return [job for job in reversed(jobs) if wanted is None or job.state in wanted]
+
+    def waiting(self) -> int:
+        """Jobs waiting to start (queued or held): what ``max_queued`` bounds."""
+        with self._lock:
+            return self._pool.pending() + len(self._held)
+
+    def totals(self) -> dict[str, int]:
+        """Running totals since this manager started: jobs ``submitted``
+        (duplicates answered with another job's id are not counted) and jobs
+        that ended ``succeeded``, ``failed``, ``cancelled`` or ``interrupted``
+        (a retried job counts once, when it ends). All submitted jobs have
+        ended when ``submitted`` equals the sum of the other four."""
+        with self._lock:
+            return dict(self._totals)
 
     def counts(self) -> dict[str, int]:
         """How many jobs are in each state."""
@@ -264,6 +286,7 @@ class JobManager:
             leftover = self._pool.close() + [job for job in self._jobs.values() if job.state == HELD]
             for job in leftover:
                 self._interrupt(job, "the job manager shut down before the job started")
+                self._totals[INTERRUPTED] += 1
         if wait and not self._wait_idle(timeout):
             self.stop_running("shutdown")
             self._wait_idle(self.stop_grace + 1.0)
@@ -297,8 +320,7 @@ class JobManager:
     def _check_accepting(self) -> None:
         if self._closing:
             raise errors.JobError("the job manager is shutting down", errors.SHUTTING_DOWN)
-        held = sum(1 for job in self._jobs.values() if job.state == HELD)
-        if self._pool.pending() + held >= self.max_queued:
+        if self._pool.pending() + len(self._held) >= self.max_queued:
             raise errors.JobError(f"too many queued jobs (limit {self.max_queued})", errors.QUEUE_FULL)
 
     def _active_duplicate(self, job: Job) -> str | None:
@@ -320,6 +342,10 @@ class JobManager:
 
     def _transition(self, job: Job, state: str) -> None:
         """Set the state, save the record and tell listeners. Lock held."""
+        if job.state == HELD:
+            self._held.discard(job.id)
+        elif state == HELD:
+            self._held.add(job.id)
         job.state = state
         if job.id not in self._jobs:
             return  # removed meanwhile: nothing to save or announce
@@ -464,6 +490,7 @@ class JobManager:
             job.outcome = state
             job.result, job.error, job.error_code = result, error, code
             job.finished_at = self.clock.time()
+            self._totals[state] += 1
             if state == SUCCEEDED:
                 job.set_progress(1.0)
         self._run_callbacks(job)
@@ -532,6 +559,7 @@ class JobManager:
         """Forget a job record everywhere. Lock held."""
         job = self._jobs.pop(job_id, None)
         self._finished.pop(job_id, None)
+        self._held.discard(job_id)
         if job is None:
             return
         job._sink = None

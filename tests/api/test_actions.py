@@ -67,6 +67,22 @@ def test_stats(jobd, conn):
     assert before["connections"] >= 1 and before["workers"] == 2
     assert set(before["jobs"]) == set(ALL_STATES)
     assert before["rss_kib"] > 0 and before["mqtt"] is None
+    assert before["limits"] == {"workers": 2, "max_queued": 200, "max_finished": 50, "retention": 600.0,
+                                "job_timeout": 1800.0, "shutdown_grace": 30.0, "max_connections": 64,
+                                "idle_timeout": 120.0, "max_line": 65536}
+    assert set(before["totals"]) == {"submitted", "succeeded", "failed", "cancelled", "interrupted"}
+    assert before["waiting"] >= 0
+
+
+def test_stats_totals_tell_when_a_burst_is_done(jobd, conn):
+    before = conn.payload({"action": "stats"})["totals"]
+    ids = [conn.payload({"action": "submit", "job": "install", "packages": [name]})["job_id"]
+           for name in ("libc", "nosuchpkg")]
+    for job_id in ids:
+        wait_complete(jobd.socket, job_id)
+    after = conn.payload({"action": "stats"})["totals"]
+    assert after["submitted"] - before["submitted"] == 2
+    assert after["succeeded"] - before["succeeded"] == 1 and after["failed"] - before["failed"] == 1
 
 
 # ------------------------------------------------------------------- submit

@@ -109,6 +109,66 @@ def test_queue_limit(clock):
     manager.shutdown()
 
 
+def test_held_jobs_count_against_the_queue_limit_until_they_leave(clock):
+    manager = JobManager(clock=clock, workers=1, max_queued=2)
+    blocker = BlockingJob()
+    manager.execute_job(blocker)
+    assert blocker.started.wait(WAIT)
+    held = [manager.submit(ReturnJob(), hold=True).job_id for _ in range(2)]
+    assert manager.waiting() == 2
+    with pytest.raises(JobError) as err:
+        manager.execute_job(ReturnJob())
+    assert err.value.code == errors.QUEUE_FULL
+    assert manager.cancel_job(held[0])  # a held job leaves: room for one
+    assert manager.waiting() == 1
+    manager.execute_job(ReturnJob())
+    with pytest.raises(JobError):
+        manager.execute_job(ReturnJob())
+    assert manager.hold_job(manager.list_jobs("queued")[0].id)  # queued -> held: still one each
+    assert manager.waiting() == 2
+    assert manager.release_job(held[1])
+    blocker.release.set()
+    manager.shutdown()
+    assert manager.waiting() == 0
+
+
+def test_totals_count_each_outcome_once(clock):
+    manager = JobManager(clock=clock, workers=1)
+    blocker = BlockingJob()
+    manager.execute_job(blocker)
+    assert blocker.started.wait(WAIT)
+    ok = manager.execute_job(ReturnJob())
+    bad = manager.execute_job(FailJob(max_retries=2))
+    cancelled = manager.execute_job(ReturnJob())
+    manager.cancel_job(cancelled)
+    left = manager.submit(ReturnJob(), hold=True).job_id
+    assert manager.totals() == {"submitted": 5, "succeeded": 0, "failed": 0, "cancelled": 1, "interrupted": 0}
+    blocker.release.set()
+    manager.wait(ok, WAIT)
+    manager.wait(bad, WAIT)
+    manager.shutdown()
+    assert manager.get_job(left, remove_if_complete=False).state == "interrupted"
+    totals = manager.totals()
+    assert totals == {"submitted": 5, "succeeded": 2, "failed": 1, "cancelled": 1, "interrupted": 1}
+    assert totals["submitted"] == sum(v for k, v in totals.items() if k != "submitted")
+
+
+def test_duplicates_and_restored_records_are_not_counted(tmp_path, clock):
+    class Keyed(BlockingJob):
+        def dedup_key(self):
+            return ("same",)
+
+    manager = JobManager(clock=clock, workers=1, state_dir=tmp_path)
+    first = Keyed()
+    manager.execute_job(first)
+    assert manager.submit(Keyed()).duplicate
+    assert manager.totals()["submitted"] == 1
+    manager.shutdown(wait=False)
+    again = JobManager(clock=clock, state_dir=tmp_path)  # the old record comes back interrupted
+    assert again.totals() == dict.fromkeys(("submitted", "succeeded", "failed", "cancelled", "interrupted"), 0)
+    again.shutdown()
+
+
 # ------------------------------------------------------ timeouts and retries
 def test_timeout_stops_the_job(manager, clock):
     job = BlockingJob(timeout=30)
