@@ -33,12 +33,15 @@ class ConfigError(ValueError):
 
 
 class Option(NamedTuple):
-    """One option: ``kind`` is ``str``, ``int``, ``float``, ``bool`` or ``list``."""
+    """One option: ``kind`` is ``str``, ``int``, ``float``, ``bool`` or ``list``;
+    ``minimum``/``maximum`` bound a number (checked after every source)."""
 
     name: str
     kind: type
     default: Any
     doc: str
+    minimum: float | None = None
+    maximum: float | None = None
 
 
 class Settings:
@@ -85,17 +88,17 @@ class DaemonSettings(Settings):
         Option("allowed_uids", list, [], "extra uids allowed to connect (root and the daemon's own uid always are)"),
         Option("allowed_gids", list, [], "extra gids allowed to connect (the socket group always is)"),
         Option("state_dir", str, "/var/run/pineapple-jobd", "journal and schedules; keep it on RAM (tmpfs) on devices"),
-        Option("workers", int, 2, "worker threads running jobs"),
+        Option("workers", int, 2, "worker threads running jobs", 1),
         Option("log_level", str, "info", "debug, info, warning or error (logs go to stderr)"),
-        Option("retention", float, 600.0, "seconds a finished job is kept"),
-        Option("max_finished", int, 50, "finished jobs kept at most (oldest dropped first)"),
-        Option("max_queued", int, 200, "jobs waiting to start at most (then queue_full)"),
-        Option("max_connections", int, 64, "simultaneous API connections"),
-        Option("idle_timeout", float, 120.0, "seconds before an idle API connection is closed"),
+        Option("retention", float, 600.0, "seconds a finished job is kept", 0),
+        Option("max_finished", int, 50, "finished jobs kept at most (oldest dropped first)", 1),
+        Option("max_queued", int, 200, "jobs waiting to start at most (then queue_full)", 1),
+        Option("max_connections", int, 64, "simultaneous API connections", 1),
+        Option("idle_timeout", float, 120.0, "seconds before an idle API connection is closed", 0.1),
         Option("shutdown_grace", float, 30.0,
-               "seconds running jobs get to finish on SIGTERM before they are cancelled"),
-        Option("job_timeout", float, 1800.0, "default per-job timeout in seconds (0: none)"),
-        Option("journal_max_bytes", int, 262144, "journal size that triggers compaction"),
+               "seconds running jobs get to finish on SIGTERM before they are cancelled", 0),
+        Option("job_timeout", float, 1800.0, "default per-job timeout in seconds (0: none)", 0),
+        Option("journal_max_bytes", int, 262144, "journal size that triggers compaction", 4096),
     )
 
 
@@ -107,9 +110,9 @@ class OpkgSettings(Settings):
         Option("dest", str, "", "default destination (-d), e.g. sd; empty: opkg's default"),
         Option("extra_args", list, [], "extra arguments always passed to opkg (list)"),
         Option("lists_max_age", float, 86400.0,
-               "package lists older than this (seconds) are updated before an install"),
-        Option("lock_wait", float, 120.0, "seconds to keep retrying while another process holds opkg's lock"),
-        Option("timeout", float, 900.0, "seconds one opkg run may take before it is stopped"),
+               "package lists older than this (seconds) are updated before an install", 0),
+        Option("lock_wait", float, 120.0, "seconds to keep retrying while another process holds opkg's lock", 0),
+        Option("timeout", float, 900.0, "seconds one opkg run may take before it is stopped", 1),
         Option("env_path", str, "", "PATH for opkg runs (empty: the daemon's PATH)"),
     )
 
@@ -118,17 +121,17 @@ class MqttSettings(Settings):
     OPTIONS = (
         Option("enabled", bool, False, "publish job events to an MQTT broker"),
         Option("host", str, "127.0.0.1", "broker host"),
-        Option("port", int, 1883, "broker port"),
+        Option("port", int, 1883, "broker port", 1, 65535),
         Option("device_id", str, "", "this device's id in topics (empty: the hostname)"),
         Option("client_id", str, "", "MQTT client id (empty: pineapple-jobd-<device_id>)"),
         Option("username", str, "", "broker user name (empty: anonymous)"),
         Option("password", str, "", "broker password"),
         Option("ca_file", str, "", "CA certificate file; set to use TLS"),
-        Option("keepalive", int, 60, "MQTT keepalive in seconds"),
+        Option("keepalive", int, 60, "MQTT keepalive in seconds", 1, 65535),
         Option("topic_prefix", str, "", "topic prefix (empty: pineapple/<device_id>)"),
         Option("commands", bool, False, "accept submit/cancel commands from the broker"),
         Option("buffer", int, 1000,
-               "messages kept while the broker is unreachable (latest job states are always kept)"),
+               "messages kept while the broker is unreachable (latest job states are always kept)", 0),
     )
 
 
@@ -151,14 +154,28 @@ class Config:
         self.mqtt = mqtt if mqtt is not None else MqttSettings()
         self.extra_sections: list[Section] = list(extra_sections or [])  # e.g. schedules, hooks
         self.source = source
+        self._origins: dict[str, tuple[str, list[str] | None]] = {}
 
-    def set(self, section: str, option: str, value: Any, source: str) -> None:
-        """Set one option from a string (or list) value, converting its type."""
+    def set(self, section: str, option: str, value: Any, source: str,
+            item_sources: list[str] | None = None) -> None:
+        """Set one option from a string (or list) value, converting its type.
+        ``source`` says where the value came from (``/etc/config/x:12``,
+        ``environment VAR``, ``command line``); ``item_sources`` the same for
+        each item of a list."""
         settings = self._settings(section, source)
         spec = settings.option(option)
         if spec is None:
             raise ConfigError(f"{source}: unknown option {section}.{option}")
         setattr(settings, option, _convert(value, spec.kind, f"{source}: {section}.{option}"))
+        self._origins[f"{section}.{option}"] = (source, item_sources)
+
+    def origin(self, key: str, index: int | None = None) -> str:
+        """Where ``"section.option"`` (list item ``index``) was set: a file
+        and line, an environment variable, ``command line`` or ``default``."""
+        source, items = self._origins.get(key, ("default", None))
+        if index is not None and items and 0 <= index < len(items):
+            return items[index]
+        return source
 
     def _settings(self, section: str, source: str) -> Settings:
         if section not in SECTIONS:
@@ -197,9 +214,15 @@ def _apply_file(config: Config, path: str | None) -> None:
     for section in sections:
         if section.type in SECTIONS:
             for option, value in section.options.items():
-                config.set(section.type, option, value, path)
+                items = ([_where(path, section.where(option, index)) for index in range(len(value))]
+                         if isinstance(value, list) else None)
+                config.set(section.type, option, value, _where(path, section.where(option)), items)
         else:
             config.extra_sections.append(section)
+
+
+def _where(path: str, line: int | None) -> str:
+    return path if line is None else f"{path}:{line}"
 
 
 def _apply_env(config: Config, env: Mapping[str, str]) -> None:
@@ -241,15 +264,32 @@ def _as_bool(text: str) -> bool:
 
 
 def _validate(config: Config) -> None:
+    """Ranges and allowed values; every message starts with where the value
+    came from (``/etc/config/pineapple-jobd:14: daemon.workers ...``)."""
+    for section, (attribute, cls) in SECTIONS.items():
+        settings = getattr(config, attribute)
+        for option in cls.OPTIONS:
+            _check_range(config, section, option, getattr(settings, option.name))
     d = config.daemon
-    for name in ("workers", "max_finished", "max_queued", "max_connections"):
-        if getattr(d, name) < 1:
-            raise ConfigError(f"daemon.{name} must be at least 1, got {getattr(d, name)}")
     if d.log_level.lower() not in ("debug", "info", "warning", "error"):
-        raise ConfigError(f"daemon.log_level: {d.log_level!r} is not debug, info, warning or error")
+        raise ConfigError(f"{config.origin('daemon.log_level')}: daemon.log_level: {d.log_level!r} "
+                          "is not debug, info, warning or error")
     if not d.socket:
-        raise ConfigError("daemon.socket must not be empty")
+        raise ConfigError(f"{config.origin('daemon.socket')}: daemon.socket must not be empty")
     for name in ("allowed_uids", "allowed_gids"):
-        for value in getattr(d, name):
+        for index, value in enumerate(getattr(d, name)):
             if not value.isdigit():
-                raise ConfigError(f"daemon.{name}: {value!r} is not a number")
+                raise ConfigError(f"{config.origin(f'daemon.{name}', index)}: daemon.{name}: "
+                                  f"{value!r} is not a number")
+
+
+def _check_range(config: Config, section: str, option: Option, value: Any) -> None:
+    if option.kind not in (int, float) or isinstance(value, bool):
+        return
+    key = f"{section}.{option.name}"
+    if value != value:  # NaN: float("nan") converts without complaint
+        raise ConfigError(f"{config.origin(key)}: {key}: {value!r} is not a number")
+    if option.minimum is not None and value < option.minimum:
+        raise ConfigError(f"{config.origin(key)}: {key} must be at least {option.minimum:g}, got {value:g}")
+    if option.maximum is not None and value > option.maximum:
+        raise ConfigError(f"{config.origin(key)}: {key} must be at most {option.maximum:g}, got {value:g}")

@@ -7,7 +7,7 @@ Over the socket a hook can only be something safe:
 - ``{"command": "NAME"}``: a command from the allow-list in the daemon
   config, never a command line sent by a client::
 
-      config hook 'restart-snoop'
+      config hook 'restart_snoop'
           list argv '/etc/init.d/packetsnoop'
           list argv 'restart'
           option timeout '30'

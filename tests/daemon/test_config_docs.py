@@ -43,3 +43,15 @@ def test_environment_names_are_documented():
         prefix = "PINEAPPLE_JOBD_" + ("" if section == "daemon" else f"{section.upper()}_")
         for option in settings.OPTIONS:
             assert f"`{prefix}{option.name.upper()}`" in text
+
+
+def test_ranges_are_documented():
+    text = DOCS.read_text()
+    for section, (_, settings) in SECTIONS.items():
+        for option in settings.OPTIONS:
+            if option.minimum is None:
+                continue
+            bound = (f"{option.minimum:g} to {option.maximum:g}" if option.maximum is not None
+                     else f"at least {option.minimum:g}")
+            row = next(line for line in text.splitlines() if line.startswith(f"| `{option.name}` |"))
+            assert f"range: {bound} |" in row, f"{section}.{option.name}"

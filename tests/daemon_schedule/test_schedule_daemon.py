@@ -41,13 +41,13 @@ def test_a_schedule_added_over_the_socket_survives_a_restart_and_fires(daemon):
 
 def test_a_config_schedule_runs_at_start_up(start_daemon, tmp_path):
     config = tmp_path / "pineapple-jobd.uci"
-    config.write_text("config schedule 'boot-update'\n    option job 'update'\n    option startup '1'\n")
+    config.write_text("config schedule 'boot_update'\n    option job 'update'\n    option startup '1'\n")
     daemon = start_daemon(extra_args=["--config", str(config)])
     with daemon.client() as client:
-        boot = wait_for_runs(client, "boot-update", 1)
+        boot = wait_for_runs(client, "boot_update", 1)
         assert (boot["source"], boot["description"]) == ("config", "at start-up")
         with pytest.raises(ApiError) as caught:
-            client.request("schedule_remove", schedule_id="boot-update")
+            client.request("schedule_remove", schedule_id="boot_update")
         assert caught.value.code == "schedule_read_only"
 
 

@@ -5,7 +5,7 @@ over the socket API (see docs/schedules.md).
     scheduler = Scheduler(manager, registry, state_dir="/var/run/pineapple-jobd")
     scheduler.load(schedules_from_config(config.extra_sections))
     scheduler.start()
-    scheduler.add("nightly-update", "update", {}, {"type": "cron", "expr": "0 4 * * *"})
+    scheduler.add("nightly_update", "update", {}, {"type": "cron", "expr": "0 4 * * *"})
     ...
     scheduler.shutdown()
 
@@ -761,7 +761,7 @@ def schedules_from_config(sections: Iterable[_Section]) -> list[ScheduleDefiniti
     """The ``config schedule 'ID'`` sections of the daemon's UCI file (other
     section types are ignored). Raises :class:`ScheduleConfigError`::
 
-        config schedule 'nightly-update'
+        config schedule 'nightly_update'
             option job 'update'
             option cron '0 4 * * *'      # or every '30m', hourly '15', daily '04:00',
                                          # weekly 'mon 04:00', at '2025-06-01T04:00', startup '1'

@@ -10,7 +10,7 @@ EXAMPLE = """
 config daemon 'main'
     option socket '/var/run/pineapple-jobd.sock'
 
-config schedule 'nightly-update'
+config schedule 'nightly_update'
     option job 'update'
     option cron '0 4 * * *'
     option timezone 'Europe/Berlin'
@@ -47,7 +47,7 @@ def one(body: str) -> ScheduleDefinition:
 
 def test_the_example_config():
     nightly, tools, boot = parse(EXAMPLE)
-    assert nightly == ScheduleDefinition("nightly-update", "update", {},
+    assert nightly == ScheduleDefinition("nightly_update", "update", {},
                                          {"type": "cron", "expr": "0 4 * * *", "timezone": "Europe/Berlin"},
                                          {"misfire_grace_time": "1h"})
     assert tools.params == {"dest": "sd", "atomic": False, "packages": ["tcpdump", "nmap"]}
@@ -78,7 +78,7 @@ def test_a_single_package_option_is_split_on_spaces():
     ("config schedule 'x'\n option job 'update'\n option cron '@daily'\n option every '1h'", "found: cron, every"),
     ("config schedule 'x'\n option every '1h'", "missing option 'job'"),
     ("config schedule 'x'\n option job 'update'\n option every '1h'\n option colour 'red'", "unknown option 'colour'"),
-    ("config schedule 'Bad Id'\n option job 'update'\n option every '1h'", "schedule id"),
+    ("config schedule 'BadId'\n option job 'update'\n option every '1h'", "schedule id"),
     ("config schedule\n option job 'update'\n option every '1h'", "needs a name"),
     ("config schedule 'x'\n option job 'update'\n option cron '61 * * * *'", "invalid trigger"),
     ("config schedule 'x'\n option job 'update'\n option at 'tomorrow'", "invalid trigger"),
@@ -91,13 +91,17 @@ def test_a_single_package_option_is_split_on_spaces():
     ("config schedule 'x'\n option job 'update'\n option every '1h'\n option params '[1]'", "JSON object"),
     ("config schedule 'x'\n option job 'update'\n option every '1h'\n option params '{'", "JSON object"),
     ("config schedule 'x'\n list job 'update'\n option every '1h'", "got a list"),
-    ("config schedule 'x'\n option job 'update'\n option every '1h'\n"
-     "config schedule 'x'\n option job 'update'\n option every '2h'", "declared twice"),
 ])
 def test_bad_sections_are_refused_naming_the_schedule(text, message):
     with pytest.raises(ScheduleConfigError, match=message) as caught:
         parse(text)
     assert str(caught.value).startswith("schedule ")
+
+
+def test_a_repeated_section_adds_to_the_first_as_in_libuci():
+    [definition] = parse("config schedule 'x'\n option job 'update'\n option every '1h'\n"
+                         "config schedule 'x'\n option every '2h'")
+    assert (definition.job, definition.trigger) == ("update", {"type": "interval", "every": "2h"})
 
 
 def test_no_schedule_sections():
