@@ -10,7 +10,7 @@ RUNDIR ?= run
 $(VENV)/.ready: setup.py requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet --config-settings editable_mode=compat -e . -r requirements-dev.txt
+	$(PY) -m pip install --quiet -e . -r requirements-dev.txt
 	touch $@
 
 venv: $(VENV)/.ready

@@ -486,7 +486,7 @@ class Bench:
                 for job_id in outstanding:
                     line.send({"action": "poll_job", "job_id": job_id})
                 answers = [line.read() for _ in outstanding]
-                outstanding = [j for j, a in zip(outstanding, answers, strict=True)
+                outstanding = [j for j, a in zip(outstanding, answers)
                                if a.get("ok") and not a["payload"]["is_complete"]]  # unknown: pruned, so done
             done += batch
             if done in marks:
@@ -508,8 +508,10 @@ class Bench:
         self.wait_ready(proc, sock)
         line = Line(sock)
         job_id = line.payload({"action": "submit", "job": "install", "packages": ["myapp"]})["job_id"]
-        while not (summary := line.payload({"action": "poll_job", "job_id": job_id}))["is_complete"]:
+        summary = line.payload({"action": "poll_job", "job_id": job_id})
+        while not summary["is_complete"]:
             time.sleep(0.01)
+            summary = line.payload({"action": "poll_job", "job_id": job_id})
         line.close()
         time.sleep(0.3)
         self.report("RSS after one real opkg install (sh loaded)", mib(rss_kib(proc.pid)),

@@ -24,9 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import paho.mqtt.client as mqtt  # noqa: E402
-
 from devtools.sandbox import PackageSpec, Sandbox  # noqa: E402
+from pineapple.mqtt._paho import make_client  # noqa: E402
 from pineapple.mqtt.fleet import Rollout, summary_counts  # noqa: E402
 from tests.fixtures.broker import Broker  # noqa: E402
 
@@ -41,13 +40,12 @@ class SysCounters:
     def __init__(self, port: int) -> None:
         self.values: dict[str, int] = {}
         self._updated = threading.Condition()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-sys")
-        self.client.on_message = self._on_message
+        self.client = make_client("bench-sys", on_message=self._on_message)
         self.client.connect("127.0.0.1", port)
         self.client.subscribe([("$SYS/broker/messages/received", 0), ("$SYS/broker/messages/sent", 0)])
         self.client.loop_start()
 
-    def _on_message(self, client, userdata, message) -> None:
+    def _on_message(self, client, message) -> None:
         with self._updated:
             self.values[message.topic.rsplit("/", 1)[1]] = int(message.payload)
             self._updated.notify_all()
@@ -94,15 +92,14 @@ def roll_out(port: int, devices: list[str], package: str) -> tuple[float, dict]:
 
 def wait_online(port: int, devices: list[str], timeout: float = 60) -> None:
     seen, done = set(), threading.Event()
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-online")
 
-    def on_message(c, u, message) -> None:
+    def on_message(c, message) -> None:
         if message.payload == b"online":
             seen.add(message.topic.split("/")[1])
             if seen >= set(devices):
                 done.set()
 
-    client.on_message = on_message
+    client = make_client("bench-online", on_message=on_message)
     client.connect("127.0.0.1", port)
     client.subscribe("pineapple/+/status", 1)
     client.loop_start()

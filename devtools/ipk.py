@@ -26,8 +26,9 @@ import pathlib
 import sys
 import tarfile
 from collections.abc import Iterable, Mapping
+from typing import Tuple, Union
 
-FileContent = bytes | tuple[bytes, int]
+FileContent = Union[bytes, Tuple[bytes, int]]
 
 DEBIAN_BINARY = b"2.0\n"
 SCRIPT_NAMES = ("preinst", "postinst", "prerm", "postrm")

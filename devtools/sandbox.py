@@ -173,7 +173,7 @@ class Sandbox:
         old_urls = [f"file://{path.resolve()}" for path in self.feeds.values()]
         new_urls = [f"file://{path.resolve()}" for path in copy.feeds.values()]
         text = copy.conf.read_text()
-        for old, new in zip(old_urls, new_urls, strict=True):
+        for old, new in zip(old_urls, new_urls):
             text = text.replace(f" {old}\n", f" {new}\n")
         copy.conf.write_text(text)
         return copy
@@ -299,7 +299,8 @@ class Sandbox:
     def break_feed(self, feed: str = DEFAULT_FEED) -> None:
         """Remove the feed's index files so ``opkg update`` fails for it."""
         for name in ("Packages", "Packages.gz"):
-            (self.feeds[feed] / name).unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):  # unlink(missing_ok=) is Python 3.8+
+                (self.feeds[feed] / name).unlink()
 
 
 # -- demo --------------------------------------------------------------------

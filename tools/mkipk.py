@@ -37,6 +37,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Tuple, Union
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = "pineapple-jobd"
@@ -67,7 +68,7 @@ PRERM = """#!/bin/sh
 default_prerm $0 $@
 """
 
-FileContent = bytes | tuple[bytes, int]
+FileContent = Union[bytes, Tuple[bytes, int]]
 
 
 # -- the feed Makefile ---------------------------------------------------------

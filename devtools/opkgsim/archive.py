@@ -19,7 +19,7 @@ def _inner_tar(ipk_path: str, member: str) -> bytes:
     try:
         with tarfile.open(ipk_path, mode="r:gz") as outer:
             for info in outer.getmembers():
-                if info.name.removeprefix("./") == member and info.isfile():
+                if _without_dot_slash(info.name) == member and info.isfile():
                     handle = outer.extractfile(info)
                     if handle is not None:
                         return handle.read()
@@ -40,9 +40,13 @@ def _members(blob: bytes) -> list[tuple[tarfile.TarInfo, bytes]]:
         raise ArchiveError(str(exc)) from exc
 
 
+def _without_dot_slash(name: str) -> str:
+    return name[2:] if name.startswith("./") else name  # str.removeprefix is Python 3.9+
+
+
 def _relative(name: str) -> str:
     """Member name without ``./`` or ``/`` prefix; rejects ``..`` escapes."""
-    rel = name.removeprefix("./").lstrip("/")
+    rel = _without_dot_slash(name).lstrip("/")
     if any(part == ".." for part in rel.split("/")):
         raise ArchiveError(f"unsafe path in archive: {name}")
     return rel

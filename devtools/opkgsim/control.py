@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Iterator
+from typing import Tuple
 
 # constraint tokens as parsed by parseDepends() -> canonical operator
 _CONSTRAINTS = (("<<", "<<"), ("<=", "<="), (">=", ">="), (">>", ">>"),
@@ -144,7 +145,7 @@ class Dep:
         return f"{self.name} ({_CONSTRAINT_TEXT[self.op]}{self.version})"
 
 
-CompoundDep = tuple[Dep, ...]
+CompoundDep = Tuple[Dep, ...]
 
 
 def parse_depends(text: str | None) -> list[CompoundDep]:

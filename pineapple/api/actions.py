@@ -7,8 +7,7 @@ job, reading a record, reading opkg's status file.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from .. import __version__, errors
 from ..errors import JobError
@@ -17,27 +16,28 @@ from ..jobs.state import ALL_STATES
 from .protocol import INVALID_FIELD, UNKNOWN_ACTION, ApiError, field
 
 if TYPE_CHECKING:  # the registry (and the dataclasses it uses) is loaded with the first job type
+    from collections.abc import Callable
+    from typing import Protocol  # Python 3.8+: only type checkers read Service
+
     from ..jobs.registry import JobTypeRegistry
+
+    class Service(Protocol):
+        """What the handlers need from the daemon."""
+
+        manager: JobManager
+        registry: JobTypeRegistry
+        hooks: Any  # pineapple.daemon.hooks.HookFactory
+
+        def installed(self, packages: list[str]) -> dict[str, str | None]: ...
+
+        def stats(self) -> dict: ...
+
+    Handler = Callable[[Service, dict], Any]
 
 MAX_PAGE = 500
 MAX_LOG_PAGE = 1000
 # Keys of a submit request that are not job parameters.
 _SUBMIT_KEYS = frozenset(("action", "id", "job", "hold", "on_success", "on_failure"))
-
-
-class Service(Protocol):
-    """What the handlers need from the daemon."""
-
-    manager: JobManager
-    registry: JobTypeRegistry
-    hooks: Any  # pineapple.daemon.hooks.HookFactory
-
-    def installed(self, packages: list[str]) -> dict[str, str | None]: ...
-
-    def stats(self) -> dict: ...
-
-
-Handler = Callable[[Service, dict], Any]
 
 
 def handle(service: Service, request: dict) -> Any:

@@ -12,27 +12,27 @@ protocol's request id, echoed in the answer.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from ..jobs.schedule.scheduler import MODIFIABLE, OPTION_DEFAULTS
 from .protocol import INVALID_FIELD, ApiError, field
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Protocol  # Python 3.8+: only type checkers read ScheduleService
+
     from ..jobs.schedule.scheduler import Scheduler
+
+    class ScheduleService(Protocol):
+        """What these handlers need from the daemon."""
+
+        scheduler: Scheduler
+
+    Handler = Callable[[ScheduleService, dict], Any]
 
 _ENVELOPE = frozenset(("action", "id", "schedule_id"))
 _ADD_KEYS = _ENVELOPE | {"job", "params", "trigger", "replace_existing", *OPTION_DEFAULTS}
 _MODIFY_KEYS = _ENVELOPE | MODIFIABLE
-
-
-class ScheduleService(Protocol):
-    """What these handlers need from the daemon."""
-
-    scheduler: Scheduler
-
-
-Handler = Callable[[ScheduleService, dict], Any]
 
 
 def schedule_add(service: ScheduleService, request: dict) -> dict:

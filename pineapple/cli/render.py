@@ -28,7 +28,7 @@ def describe_job(job: dict) -> str:
 def table(rows: list[list[str]], headers: list[str]) -> str:
     widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
     def fmt(row: list[str]) -> str:
-        return "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        return "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip()
     return "\n".join([fmt(headers), *(fmt(r) for r in rows)])
 
 

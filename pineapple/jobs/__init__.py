@@ -11,6 +11,8 @@
     job_id = manager.execute_job(Hello())
     print(manager.wait(job_id).result)
 """
+from __future__ import annotations
+
 from ..errors import JobError
 from .clock import FakeClock, SystemClock
 from .events import JobEvent

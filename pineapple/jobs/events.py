@@ -10,8 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 log = logging.getLogger("pineapple.jobs")
 

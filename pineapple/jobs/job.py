@@ -10,8 +10,7 @@ from __future__ import annotations
 import logging
 import weakref
 from collections import deque
-from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, Callable, Generic, TypeVar
 
 from ..errors import JOB_FAILED
 from .state import ACTIVE_STATES, QUEUED, SUCCEEDED, Progress

@@ -24,8 +24,8 @@ import logging
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
-from typing import Any, NamedTuple
+from collections.abc import Iterable
+from typing import Any, Callable, NamedTuple
 
 from .. import errors
 from .clock import SystemClock

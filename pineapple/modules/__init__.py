@@ -50,6 +50,8 @@ What is different from Hak5's library (all fixes; the handler API is the same):
 Imports are kept cheap for a router: nothing from the daemon or its
 client is imported until a dependency action runs.
 """
+from __future__ import annotations
+
 from .module import DEFAULT_SOCKET_DIR, SOCKET_DIR_ENV, Module, default_socket_dir
 from .request import Request
 from .server import ModuleError

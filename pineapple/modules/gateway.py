@@ -160,7 +160,7 @@ class Gateway:
             sock.sendall(line)
             sock.shutdown(socket.SHUT_WR)  # end of request, as far as the module is concerned
             return _read_all(sock, name)
-        except TimeoutError:
+        except socket.timeout:  # TimeoutError only from Python 3.10 on
             raise GatewayError(HTTPStatus.GATEWAY_TIMEOUT, "module_timeout",
                                f"module {name} did not answer within {self.module_timeout:g}s") from None
         except OSError as exc:

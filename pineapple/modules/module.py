@@ -15,8 +15,8 @@ import re
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from .pool import WorkerPool
 from .request import Request

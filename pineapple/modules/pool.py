@@ -12,10 +12,9 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Callable, Tuple
 
-Task = tuple[Callable[..., Any], tuple[Any, ...]]
+Task = Tuple[Callable[..., Any], Tuple[Any, ...]]
 
 
 class WorkerPool:

@@ -23,7 +23,7 @@ import socket
 import stat
 import threading
 import time
-from collections.abc import Callable
+from typing import Callable
 
 from .pool import WorkerPool
 

@@ -12,6 +12,7 @@ from typing import Any
 from ..api import actions
 from ..api.protocol import INVALID_JSON, INVALID_REQUEST, ApiError
 from ..jobs.events import LOG, PROGRESS, REMOVED, STATE, JobEvent
+from ._paho import make_client, wait_published
 from .buffer import Message, PublishBuffer
 from .topics import ERROR_REF, REF_PATTERN, Topics, device_id
 
@@ -30,10 +31,6 @@ class MqttBridge:
     """Publishes every job's state/progress/log and serves submit/cancel commands."""
 
     def __init__(self, service: Any, settings: Any) -> None:
-        import paho.mqtt.client as mqtt  # lazy: only when MQTT is enabled
-
-        if not hasattr(mqtt, "CallbackAPIVersion"):
-            raise RuntimeError("MQTT needs paho-mqtt 2.0 or newer (python3-paho-mqtt from the pineapple feed)")
         self.service = service
         self.settings = settings
         self.device = device_id(settings.device_id)
@@ -45,13 +42,14 @@ class MqttBridge:
         # "running" must never overtake (and replace) a newer retained state.
         self._ready = False
         self._sweep_mid: int | None = None
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
-                                  client_id=settings.client_id or f"pineapple-jobd-{self.device}",
-                                  protocol=mqtt.MQTTv311, clean_session=True)
-        self._configure(mqtt)
+        self.client = make_client(settings.client_id or f"pineapple-jobd-{self.device}",
+                                  on_connect=self._on_connect, on_disconnect=self._on_disconnect,
+                                  on_publish=self._on_publish, on_subscribe=self._on_subscribe,
+                                  on_message=self._on_message)
+        self._configure()
         self._unsubscribe = None
 
-    def _configure(self, mqtt: Any) -> None:
+    def _configure(self) -> None:
         s, c = self.settings, self.client
         if s.username:
             c.username_pw_set(s.username, s.password or None)
@@ -60,9 +58,6 @@ class MqttBridge:
         c.will_set(self.topics.status, b"offline", qos=1, retain=True)
         c.reconnect_delay_set(1, RECONNECT_MAX)
         c.max_queued_messages_set(max(100, s.buffer))
-        c.on_connect, c.on_disconnect = self._on_connect, self._on_disconnect
-        c.on_publish, c.on_message = self._on_publish, self._on_message
-        c.on_subscribe = self._on_subscribe
 
     # ------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -80,7 +75,7 @@ class MqttBridge:
             self._unsubscribe()
         if self.connected:
             info = self.client.publish(self.topics.status, b"offline", qos=1, retain=True)
-            info.wait_for_publish(2.0)
+            wait_published(info, 2.0)
         self.client.disconnect()
         self.client.loop_stop()
 
@@ -116,9 +111,9 @@ class MqttBridge:
             self.buffer.sent(info.mid, message)
 
     # ------------------------------------------------------ paho callbacks
-    def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
-        if reason.is_failure:
-            log.warning("MQTT: broker refused the connection: %s", reason)
+    def _on_connect(self, client: Any, failure: str | None) -> None:
+        if failure is not None:
+            log.warning("MQTT: broker refused the connection: %s", failure)
             return
         self.connected = True
         log.info("MQTT: connected to %s:%s", self.settings.host, self.settings.port)
@@ -129,7 +124,7 @@ class MqttBridge:
         self._sweep_mid = client.subscribe(self.topics.all_states, 1)[1]
         self.service.manager.timers.call_later(SWEEP_SECONDS, self._end_sweep)
 
-    def _on_subscribe(self, client: Any, userdata: Any, mid: int, reasons: Any, properties: Any) -> None:
+    def _on_subscribe(self, client: Any, mid: int) -> None:
         if mid == self._sweep_mid:
             self._ready = True
             self._flush()
@@ -138,16 +133,16 @@ class MqttBridge:
         if self.connected:
             self.client.unsubscribe(self.topics.all_states)
 
-    def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+    def _on_disconnect(self, client: Any, reason: str) -> None:
         if self.connected:
             log.warning("MQTT: connection lost (%s); reconnecting", reason)
         self.connected = self._ready = False
         self.buffer.connection_lost()
 
-    def _on_publish(self, client: Any, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
+    def _on_publish(self, client: Any, mid: int) -> None:
         self.buffer.acknowledged(mid)
 
-    def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
+    def _on_message(self, client: Any, message: Any) -> None:
         if message.topic in (self.topics.submit, self.topics.cancel):
             self._command(message.topic, message.payload)
         elif message.retain:

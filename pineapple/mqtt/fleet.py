@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._paho import make_client
+
 ROOT = "pineapple"
 WAITING, SUBMITTED, DONE = "waiting", "submitted", "done"
 
@@ -72,17 +74,13 @@ class Rollout:
 
     # -------------------------------------------------------------- setup
     def _connect(self) -> Any:
-        import paho.mqtt.client as mqtt
-
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"pineapple-fleet-{os.getpid()}",
-                             protocol=mqtt.MQTTv311, clean_session=True)
+        connected = threading.Event()
+        client = make_client(f"pineapple-fleet-{os.getpid()}", on_message=self._on_message,
+                             on_connect=lambda client, failure: connected.set())
         if self.username:
             client.username_pw_set(self.username, self.password or None)
         if self.ca_file:
             client.tls_set(ca_certs=self.ca_file)
-        client.on_message = self._on_message
-        connected = threading.Event()
-        client.on_connect = lambda *args: connected.set()
         client.connect(self.host, self.port, 30)
         client.loop_start()
         if not connected.wait(10):
@@ -119,7 +117,7 @@ class Rollout:
                 self._changed.wait(remaining)
 
     # ----------------------------------------------------------- messages
-    def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
+    def _on_message(self, client: Any, message: Any) -> None:
         parts = message.topic.split("/")
         if len(parts) == 3 and parts[2] == "status":
             if message.payload == b"online":

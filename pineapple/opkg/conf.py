@@ -35,7 +35,7 @@ DEFAULT_ARCH_PRIORITY = 10
 _MAX_TOKENS = 4
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Feed:
     """A package source: ``src/gz`` feeds fetch Packages.gz, ``src`` Packages."""
 

@@ -238,7 +238,7 @@ class UninstallDependenciesJob(OpkgJob):
         left = [p for p in present if p in after]
         if left:
             raise JobError(_uninstall_error(outcome, left), outcome.code or errors.OPKG_FAILED,
-                           result | {"dependents": outcome.dependents})
+                           dict(result, dependents=outcome.dependents))
         return result
 
 

@@ -85,7 +85,7 @@ _NOTICES = (
 _MAX_MESSAGE = 2000
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ProgressEvent:
     """One stdout line understood: ``stage`` (a constant above), the package
     (or feed, for list downloads) it concerns, and a ``detail``: the version
@@ -98,7 +98,7 @@ class ProgressEvent:
     detail: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class OpkgError:
     """One error opkg reported. ``code`` is a stable code from
     pineapple.errors, or None for a notice that is not a failure (a kept
@@ -276,7 +276,7 @@ def _between(text: str, prefix: str, suffix: str) -> str | None:
 # ----------------------------------------------------------------- errors
 
 
-@dataclass(slots=True)
+@dataclass
 class _Item:
     """One error entry of stderr, possibly with folded follow-up entries."""
 

@@ -1,9 +1,10 @@
 """Running the opkg binary: one process at a time, streamed, stoppable.
 
-- opkg is started through the ``sh`` package (imported on first use: it
-  costs ~12 MB at idle) with an argument list, never a shell string, in its
-  own process group, with stdout on a pty so opkg line-buffers and progress
-  arrives live (on a pipe opkg block-buffers; see shared/reference/opkg.md).
+- opkg is started through the ``sh`` package (1.14 or 2.x; imported on
+  first use: it costs ~12 MB at idle) with an argument list, never a shell
+  string, in its own session and process group, with stdout on a pty so
+  opkg line-buffers and progress arrives live (on a pipe opkg
+  block-buffers; see shared/reference/opkg.md).
 - Every run from this process holds one lock: the daemon never runs two
   opkg processes at once.
 - When *another* process holds opkg's lock (LuCI, a cron job), the run is
@@ -19,8 +20,8 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Callable
 
 from .. import errors
 from ..errors import JobError
@@ -170,7 +171,10 @@ class OpkgRunner:
         except sh.CommandNotFound:
             raise JobError(f"opkg not found: {self.settings.binary!r} is not an executable on PATH",
                            errors.OPKG_NOT_FOUND) from None
-        return command(*argv, _bg=True, _bg_exc=False, _new_group=True, _tty_out=True,
+        # _new_session, not sh 2.x's _new_group (sh 1.14 has none): its own
+        # session is its own process group too, and without a controlling
+        # terminal opkg can never stop on reading the daemon's one.
+        return command(*argv, _bg=True, _bg_exc=False, _new_session=True, _tty_out=True,
                        _out=out, _err=err, _ok_code=range(-256, 256), _env=self._env(),
                        _decode_errors="replace")
 
@@ -186,12 +190,24 @@ class OpkgRunner:
         import sh
 
         try:
-            process.wait(timeout=self.settings.timeout or None)
+            _wait_for(process, self.settings.timeout or None)
         except sh.TimeoutException:
             control.stop("timeout")
-            process.wait()
+            _wait_for(process)
             raise JobError(f"opkg did not finish within {self.settings.timeout:g}s and was stopped",
                            errors.TIMEOUT) from None
+
+
+def _wait_for(process, timeout: float | None = None) -> None:
+    """``process.wait()``; a death by signal shows in ``exit_code`` only.
+    (sh 1.x raises SignalException for SIGTERM/SIGKILL whatever ``_ok_code``
+    allows; sh 2.x honours ``_ok_code``.)"""
+    import sh
+
+    try:
+        process.wait(timeout=timeout)
+    except sh.SignalException:
+        pass
 
 
 def _terminate_group(process) -> None:

@@ -37,7 +37,7 @@ _DIGITS = "0123456789"
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Dependency:
     """One alternative of a Depends entry; ``op`` is one of << <= = >= >> or
     None when there is no version constraint."""

@@ -84,7 +84,7 @@ class Line:
                 pass
         except (ConnectionResetError, BrokenPipeError):
             return True
-        except TimeoutError:
+        except socket.timeout:  # TimeoutError only from Python 3.10 on
             return False
         return True
 
@@ -112,13 +112,19 @@ def poll(path: str | os.PathLike, job_id: str) -> dict:
 def wait_state(path: str | os.PathLike, job_id: str, states: set[str] | str, timeout: float = DEADLINE) -> dict:
     """Poll the job until its state is one of ``states``; returns the summary."""
     wanted = {states} if isinstance(states, str) else set(states)
-    return wait_until(lambda: (s := poll(path, job_id))["state"] in wanted and s,
+    return wait_until(lambda: value_if(poll(path, job_id), lambda s: s["state"] in wanted),
                       timeout, 0.02, f"job {job_id} to be {'/'.join(sorted(wanted))}")
 
 
 def wait_complete(path: str | os.PathLike, job_id: str, timeout: float = 30.0) -> dict:
-    return wait_until(lambda: (s := poll(path, job_id))["is_complete"] and s, timeout, 0.02,
+    return wait_until(lambda: value_if(poll(path, job_id), lambda s: s["is_complete"]), timeout, 0.02,
                       f"job {job_id} to complete")
+
+
+def value_if(value: Any, wanted: Callable[[Any], bool]) -> Any:
+    """``value`` when ``wanted(value)`` holds, else None: a wait_until predicate
+    that hands back what it checked."""
+    return value if wanted(value) else None
 
 
 def submit(path: str | os.PathLike, **fields: Any) -> dict:
@@ -212,7 +218,7 @@ def run_as(uid: int, gid: int, fn: Callable[[], Any], timeout: float = DEADLINE)
     chunks = []
     deadline = time.monotonic() + timeout
     with os.fdopen(read_end, "rb") as reader:
-        while chunk := reader.read(65536):
+        for chunk in iter(lambda: reader.read(65536), b""):
             chunks.append(chunk)
     while os.waitpid(pid, os.WNOHANG) == (0, 0):
         if time.monotonic() > deadline:

@@ -118,7 +118,7 @@ def test_many_requests_on_one_connection_are_answered_in_order(jobd):
         conn.send(b"".join(json.dumps(r).encode() + b"\n" for r in requests))  # pipelined in one write
         answers = [conn.read() for _ in requests]
     assert [a["id"] for a in answers] == list(range(500))
-    for request, answer in zip(requests, answers, strict=True):
+    for request, answer in zip(requests, answers):
         action = request["action"]
         if action == "ping":
             assert answer["payload"]["pong"] is True
@@ -159,7 +159,7 @@ def test_a_last_request_without_newline_is_answered_at_end_of_input(jobd):
     sock.sendall(b'{"action":"ping","id":"last"}')
     sock.shutdown(socket.SHUT_WR)
     data = b""
-    while chunk := sock.recv(65536):
+    for chunk in iter(lambda: sock.recv(65536), b""):
         data += chunk
     sock.close()
     assert json.loads(data)["id"] == "last"

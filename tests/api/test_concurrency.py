@@ -10,7 +10,7 @@ import pytest
 
 from pineapple.api.client import JobClient
 from pineapple.api.protocol import ApiError
-from tests.api.helpers import DEADLINE, Line, ping_ok, wait_until
+from tests.api.helpers import DEADLINE, Line, ping_ok, value_if, wait_until
 
 CLIENTS = 50
 PACKAGES = ["tool-a", "tool-b", "tool-c"]
@@ -35,8 +35,8 @@ def test_fifty_clients_submitting_and_polling_at_once(jobd):
                 package = PACKAGES[index % len(PACKAGES)]
                 submitted = client.install([package])
                 job_id = submitted["job_id"]
-                summary = wait_until(lambda: (s := client.poll(job_id))["is_complete"] and s, DEADLINE * 2, 0.02,
-                                     f"job of client {index}")
+                summary = wait_until(lambda: value_if(client.poll(job_id), lambda s: s["is_complete"]),
+                                     DEADLINE * 2, 0.02, f"job of client {index}")
                 record = client.get(job_id)
                 listed = client.list(package=package, limit=500)
                 results[index] = {"package": package, "submitted": submitted, "summary": summary,
@@ -121,7 +121,7 @@ def test_a_refused_client_can_still_send_its_request_and_read_the_answer(limited
         assert select.select([late], [], [], DEADLINE)[0]  # the daemon has answered: refused
         late.sendall(b'{"action": "ping"}\n')  # a client that writes first: no broken pipe
         data = b""
-        while chunk := late.recv(65536):
+        for chunk in iter(lambda: late.recv(65536), b""):
             data += chunk
         late.close()
         assert json.loads(data.splitlines()[0])["code"] == "too_many_connections"

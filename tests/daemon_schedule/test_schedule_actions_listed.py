@@ -1,4 +1,6 @@
 """The socket API's lazy schedule handlers cover exactly the schedule actions."""
+from __future__ import annotations
+
 from pineapple.api import actions, schedule_actions
 
 

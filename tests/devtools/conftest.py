@@ -6,7 +6,8 @@ import pathlib
 import select
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from typing import Callable
 
 import pytest
 
@@ -46,7 +47,7 @@ def sandbox(template: Sandbox, tmp_path: pathlib.Path) -> Sandbox:
     return template.clone(tmp_path / "sb")
 
 
-Runner = Callable[..., subprocess.CompletedProcess[str]]
+Runner = Callable[..., "subprocess.CompletedProcess[str]"]
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from typing import Callable
 
 import pytest
 
@@ -17,7 +17,7 @@ from devtools.sandbox import Sandbox
 
 from .conftest import Runner, errors, read_until
 
-Spawn = Callable[..., subprocess.Popen[bytes]]
+Spawn = Callable[..., "subprocess.Popen[bytes]"]
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
 

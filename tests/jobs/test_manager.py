@@ -1,3 +1,5 @@
+from __future__ import annotations
+
 import itertools
 import logging
 import threading
@@ -86,7 +88,7 @@ def test_shared_resource_serialises_while_others_run_beside():
         assert manager.wait(job_id, WAIT).state == "succeeded"
     shared = sorted((r for r in record if r[1] == "opkg"), key=lambda r: r[2])
     assert [r[0] for r in shared] == list(range(0, 100, 2)), "shared jobs ran out of submission order"
-    for before, after in itertools.pairwise(shared):
+    for before, after in zip(shared, shared[1:]):
         assert before[3] <= after[2], f"jobs {before[0]} and {after[0]} overlapped"
     overlaps = [(a[0], b[0]) for a, b in itertools.combinations(record, 2)
                 if a[2] < b[3] and b[2] < a[3]]

@@ -28,7 +28,7 @@ def exchange(path: str | os.PathLike[str], data: bytes, half_close: bool = True,
         if half_close:
             sock.shutdown(socket.SHUT_WR)
         chunks = []
-        while chunk := sock.recv(65536):
+        for chunk in iter(lambda: sock.recv(65536), b""):
             chunks.append(chunk)
         return b"".join(chunks)
 

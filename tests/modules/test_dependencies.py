@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from pineapple.modules import DependencySet, Module
+from tests.api.helpers import value_if
 from tests.modules.helpers import ask, poll_until_complete, wait_for
 
 SLOW = {"OPKG_STANDIN_DOWNLOAD_DELAY": "1.0"}  # each package download takes a second
@@ -169,7 +170,7 @@ def test_python_api(sock_dir, daemon):
     assert manager.all_installed() is False
     job_id = manager.install()["job_id"]
     assert manager.last_job_id() == job_id
-    final = wait_for(lambda: (answer := manager.poll(job_id))["is_complete"] and answer, timeout=30, interval=0.2,
+    final = wait_for(lambda: value_if(manager.poll(job_id), lambda s: s["is_complete"]), timeout=30, interval=0.2,
                      what="install")
     assert final["state"] == "succeeded" and manager.all_installed() is True
     assert manager.rebind()["state"] == "succeeded"

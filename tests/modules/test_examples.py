@@ -7,6 +7,7 @@ import stat
 
 import pytest
 
+from tests.api.helpers import value_if
 from tests.modules.helpers import ask, load_example, wait_for
 
 FAKE_TCPDUMP = """#!/bin/sh
@@ -48,7 +49,7 @@ def test_packetsnoop_capture(packetsnoop, sock_dir, tmp_path, serve):
     assert stopped["running"] is False and os.path.exists(stopped["file"])
 
     failed = ask(path, "start_capture", interface="nosuch0")["payload"]
-    status = wait_for(lambda: (s := ask(path, "capture_status")["payload"]) and not s["running"] and s,
+    status = wait_for(lambda: value_if(ask(path, "capture_status")["payload"], lambda s: not s["running"]),
                       what="failed capture")
     assert failed["interface"] == "nosuch0" and status["exit_code"] == 1 and "No such device" in status["stderr"]
 

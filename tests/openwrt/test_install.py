@@ -19,7 +19,8 @@ CONFIG = "/etc/config/pineapple-jobd"
 def shipped_files(ipk_path: Path) -> dict[str, tuple[bytes, int]]:
     """Target path -> (content, mode) of every regular file in the .ipk."""
     members = ipk.read_ipk(ipk_path)[1]
-    return {info.name.removeprefix("."): (members[f"data/{info.name}"], stat.S_IMODE(info.mode))
+    return {(info.name[1:] if info.name.startswith(".") else info.name):
+            (members[f"data/{info.name}"], stat.S_IMODE(info.mode))
             for info in ipk.tar_entries(members["./data.tar.gz"]) if info.isfile()}
 
 

@@ -22,7 +22,8 @@ from tools import mkipk
 def data_entries(path: Path) -> dict[str, object]:
     """name (without ./) -> TarInfo of the data archive."""
     members = ipk.read_ipk(path)[1]
-    return {info.name.removeprefix("./"): info for info in ipk.tar_entries(members["./data.tar.gz"])}
+    return {(info.name[2:] if info.name.startswith("./") else info.name): info
+            for info in ipk.tar_entries(members["./data.tar.gz"])}
 
 
 def control_of(path: Path) -> dict[str, str]:

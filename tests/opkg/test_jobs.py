@@ -505,7 +505,7 @@ def test_progress_reaches_one_exactly_when_the_job_succeeds(sandbox, calls, syst
     progress = [e.data.fraction for e in events if e.kind == "progress"]
     assert progress.count(1.0) == 1 and progress[-1] == 1.0
     assert all(f is None or f < 1.0 for f in progress[:-1])
-    assert all(b >= a for a, b in zip(progress, progress[1:], strict=False) if a is not None and b is not None)
+    assert all(b >= a for a, b in zip(progress, progress[1:]) if a is not None and b is not None)
     kinds = [e.kind for e in events]
     one = next(i for i, e in enumerate(events) if e.kind == "progress" and e.data.fraction == 1.0)
     assert kinds[one + 1:] == ["state"] and events[-1].data["state"] == "succeeded"

@@ -13,6 +13,7 @@ durations, :mod:`.zones` for time zones (POSIX TZ rules and zone files,
 without the ``zoneinfo`` module). Standard library only; ``random`` is
 imported on first use.
 """
+from __future__ import annotations
 
 from importlib import import_module
 from typing import Any

@@ -19,7 +19,7 @@ import re
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any
 
-UTC = timezone.utc  # noqa: UP017 - datetime.UTC needs Python 3.11; we support 3.10
+UTC = timezone.utc
 ONE_MICROSECOND = timedelta(microseconds=1)
 
 

@@ -55,7 +55,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from ...errors import INVALID_FIELD, JobError
 from ..timers import TimerHandle
@@ -63,6 +63,7 @@ from .store import ScheduleStore
 
 if TYPE_CHECKING:
     from datetime import datetime
+    from typing import Protocol  # Python 3.8+: only type checkers read _Section
 
     from ..manager import JobManager, Submission
     from ..registry import JobTypeRegistry
@@ -617,7 +618,7 @@ class Scheduler:
         from datetime import timezone
 
         fire = trigger.next_fire_time(previous, now)
-        return None if fire is None else fire.astimezone(timezone.utc)  # noqa: UP017 - Python 3.10
+        return None if fire is None else fire.astimezone(timezone.utc)
 
     def _changed(self) -> None:
         self._save()
@@ -728,7 +729,7 @@ def _datetime(epoch: float) -> datetime:
     """An aware UTC datetime (``datetime`` is imported on first use)."""
     from datetime import datetime, timezone
 
-    return datetime.fromtimestamp(epoch, timezone.utc)  # noqa: UP017 - datetime.UTC needs Python 3.11
+    return datetime.fromtimestamp(epoch, timezone.utc)
 
 
 # ========================================================================= config
@@ -736,10 +737,11 @@ class ScheduleConfigError(ValueError):
     """A ``config schedule`` section is invalid; the message names it."""
 
 
-class _Section(Protocol):
-    type: str
-    name: str | None
-    options: dict
+if TYPE_CHECKING:
+    class _Section(Protocol):
+        type: str
+        name: str | None
+        options: dict
 
 
 # UCI option -> trigger spec (exactly one of these per section)

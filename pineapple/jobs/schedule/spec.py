@@ -30,9 +30,9 @@ or ``cron`` shapes, which :func:`trigger_from_dict` reads back.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable
 
 from ._base import ScheduleError, Trigger
 from .cron import FIELD_NAMES, CronTrigger
@@ -162,7 +162,7 @@ def _required(spec: Mapping[str, Any], kind: str, key: str) -> Any:
     return spec[key]
 
 
-_Builder = Callable[[Mapping[str, Any], dict[str, Any], "datetime | None", Any], Trigger]
+_Builder = Callable[["Mapping[str, Any]", "dict[str, Any]", "datetime | None", Any], Trigger]  # strings: Python 3.7
 _BUILDERS: dict[str, _Builder] = {
     "date": _date,
     "interval": _interval,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta, tzinfo
-from typing import Any
+from typing import Any, Optional, Union
 
 from ._base import (
     UTC,
@@ -47,8 +47,8 @@ __all__ = [
     "weekly",
 ]
 
-DateLike = datetime | str
-Jitter = float | str | timedelta | None
+DateLike = Union[datetime, str]
+Jitter = Optional[Union[float, str, timedelta]]
 
 
 class DateTrigger(Trigger):

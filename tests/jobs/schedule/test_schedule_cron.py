@@ -1,5 +1,6 @@
 """CronTrigger: field syntax, next-run table, day/weekday semantics,
 impossible expressions and daylight saving."""
+from __future__ import annotations
 
 import random
 import time

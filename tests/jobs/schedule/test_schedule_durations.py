@@ -1,4 +1,5 @@
 """Human durations: parse_duration / format_duration / jitter coercion."""
+from __future__ import annotations
 
 from datetime import timedelta
 

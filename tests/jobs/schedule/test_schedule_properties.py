@@ -1,6 +1,7 @@
 """Property tests: cron results checked against a brute-force oracle built
 from the generated values (not from the parser), interval grid invariants
 and to_dict round trips."""
+from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta, timezone

@@ -1,5 +1,6 @@
 """trigger_from_spec (the socket API shapes), to_dict / trigger_from_dict
 round trips, equality, hashing and pickling."""
+from __future__ import annotations
 
 import copy
 import json

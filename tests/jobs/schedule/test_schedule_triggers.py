@@ -1,5 +1,6 @@
 """DateTrigger, IntervalTrigger, the friendly constructors, describe() and
 time zone handling."""
+from __future__ import annotations
 
 import random
 from datetime import datetime, timedelta, timezone
