@@ -16,8 +16,9 @@ $(VENV)/.ready: setup.py requirements-dev.txt
 venv: $(VENV)/.ready
 
 ## run: start the daemon; on a dev machine against the opkg stand-in in a sandbox root under ./run
+##      (kept between runs; `make run FRESH=1` builds it again)
 run: venv
-	$(PY) -m devtools.devrun --dir $(RUNDIR)
+	$(PY) -m devtools.devrun --dir $(RUNDIR)$(if $(FRESH), --fresh)
 
 ## test: the whole test suite
 test: venv

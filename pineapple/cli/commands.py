@@ -8,10 +8,27 @@ from collections.abc import Callable
 from typing import Any
 
 from ..api.client import JobClient
-from .render import ProgressView, describe_job, dump_json, table
+from .render import (
+    DIM,
+    ERROR,
+    STATE_STYLES,
+    ProgressView,
+    age,
+    describe_job,
+    dump_json,
+    hint_for,
+    note_of,
+    packages_of,
+    progress_cell,
+    result_text,
+    table,
+    use_colour,
+)
 from .schedule import run_schedule_command
+from .top import run_top
 
-EXIT_OK, EXIT_FAILED = 0, 1
+EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
+SHOW_LOG_LINES = 5
 # Error codes that mean "you asked wrongly" (exit 2) rather than "it failed".
 USAGE_CODES = frozenset(("invalid_package_name", "invalid_field", "missing_field", "unknown_action",
                          "unknown_job_type", "invalid_request", "invalid_trigger", "unknown_hook"))
@@ -109,22 +126,71 @@ def follow(client: JobClient, args: argparse.Namespace) -> int:
 
 def _watch(client: JobClient, args: argparse.Namespace, job_id: str) -> int:
     view = None if args.json else ProgressView()
-    final = client.wait(job_id, on_event=dump_json if args.json else view.event)
-    if not args.json:
-        print(describe_job(final))
+    try:
+        final = client.wait(job_id, on_event=dump_json if view is None else view.event)
+    except KeyboardInterrupt:
+        # Only the watching stops: the job is the daemon's and runs on.
+        if view is None or not view.close():
+            print(file=sys.stderr)  # off the line the terminal echoed ^C on
+        print(f"job {job_id} continues; `pineapple-jobs cancel {job_id}` stops it\n"
+              f"  (`pineapple-jobs follow {job_id}` watches it again)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if view is not None:
+        print(describe_job(final, colour=use_colour(sys.stdout)))
     return EXIT_OK if final.get("state") == "succeeded" else EXIT_FAILED
 
 
 # --------------------------------------------------------------- queries
-def status(client: JobClient, args: argparse.Namespace) -> int:
+def show(client: JobClient, args: argparse.Namespace) -> int:
     job = client.get(args.job_id)
     if args.json:
         dump_json(job)
         return EXIT_OK
-    print(describe_job(job))
-    if args.log:
-        print("\n".join(f"  | {line}" for line in job.get("log", [])))
+    fields = _show_fields(job)
+    print(table([[label, value] for label, value, _ in fields], ["FIELD", "VALUE"], colour=use_colour(sys.stdout),
+                styles=[[DIM if label else None, style] for label, _, style in fields], headers_shown=False))
+    log_lines = list(job.get("log") or [])
+    shown = log_lines if args.log else log_lines[-SHOW_LOG_LINES:]
+    if shown:
+        more = "" if args.log or len(shown) == len(log_lines) else "; --log shows every kept line"
+        print(f"log (last {len(shown)} of {job.get('log_total', len(log_lines))} line(s){more}):")
+        print("\n".join(f"  | {part}" for line in shown for part in str(line).split("\n")))
     return EXIT_OK
+
+
+def _show_fields(job: dict) -> list[tuple[str, str, str | None]]:
+    """(label, value, style) rows of `show`."""
+    state = job.get("state", "")
+    fields: list[tuple[str, str, str | None]] = [
+        ("job", job["job_id"], None), ("type", job.get("type", ""), None), ("state", state, STATE_STYLES.get(state))]
+    if packages_of(job):
+        fields.append(("packages", packages_of(job), None))
+    if not job.get("job_error"):
+        message = (job.get("progress") or {}).get("message", "")
+        fields.append(("progress", f"{progress_cell(job, with_bar=True)} {message}".rstrip(), None))
+    for key, label in (("created_at", "created"), ("started_at", "started"), ("finished_at", "finished")):
+        fields.append((label, _when(job.get(key)), None))
+    if job.get("attempts", 1) != 1 or job.get("max_retries"):
+        fields.append(("attempts", f"{job.get('attempts')} (retries allowed: {job.get('max_retries', 0)})", None))
+    for key, label in (("parent_id", "restart of"), ("child_id", "restarted as")):
+        if job.get(key):
+            fields.append((label, job[key], None))
+    if job.get("job_error"):
+        first, *rest = str(job["job_error"]).split("\n")
+        fields.append(("error", f"{first} ({job.get('error_code')})", ERROR))
+        fields += [("", line, ERROR) for line in rest]
+        hint = hint_for(job.get("error_code"))
+        if hint:
+            fields.append(("hint", hint, None))
+    if job.get("result") not in (None, {}, []):
+        fields.append(("result", result_text(job.get("type"), job["result"]), None))
+    return fields
+
+
+def _when(epoch: float | None) -> str:
+    if not epoch:
+        return "-"
+    return f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(epoch))} ({age(epoch)} ago)"
 
 
 def list_jobs(client: JobClient, args: argparse.Namespace) -> int:
@@ -132,9 +198,13 @@ def list_jobs(client: JobClient, args: argparse.Namespace) -> int:
     if args.json:
         dump_json(page)
         return EXIT_OK
-    rows = [[j["job_id"], j["type"], j["state"], _fraction(j), " ".join(j.get("params", {}).get("packages", []))]
-            for j in page["jobs"]]
-    print(table(rows, ["JOB", "TYPE", "STATE", "PROGRESS", "PACKAGES"]))
+    colour = use_colour(sys.stdout)
+    jobs = page["jobs"]
+    rows = [[j["job_id"], j["type"], j["state"], progress_cell(j, with_bar=colour), packages_of(j),
+             age(j.get("created_at")), note_of(j)] for j in jobs]
+    styles = [[None, None, STATE_STYLES.get(j["state"]), None, None, DIM, ERROR if j.get("error_code") else DIM]
+              for j in jobs]
+    print(table(rows, ["JOB", "TYPE", "STATE", "PROGRESS", "PACKAGES", "AGE", "NOTE"], colour=colour, styles=styles))
     print(f"{len(rows)} of {page['total']} job(s)")
     return EXIT_OK
 
@@ -200,14 +270,9 @@ def _simple(args: argparse.Namespace, answer: Any, human: Callable[[Any], str],
     return EXIT_OK if ok(answer) else EXIT_FAILED
 
 
-def _fraction(job: dict) -> str:
-    fraction = (job.get("progress") or {}).get("fraction")
-    return "-" if fraction is None else f"{fraction * 100:.0f}%"
-
-
 COMMANDS: dict[str, Callable[[JobClient, argparse.Namespace], int]] = {
     "install": install, "uninstall": uninstall, "update": update, "follow": follow,
-    "status": status, "list": list_jobs, "cancel": cancel, "remove": remove, "prune": prune,
+    "show": show, "status": show, "list": list_jobs, "top": run_top, "cancel": cancel, "remove": remove, "prune": prune,
     "ping": ping, "stats": stats, "installed": installed, "types": types,
     "restart": restart, "hold": hold, "release": release, "log": log, "schedule": run_schedule_command,
 }

@@ -20,7 +20,7 @@ def run_fleet(args: argparse.Namespace) -> int:
     try:
         runs = rollout.run(view.show if view else None)
     except (ConnectionError, OSError) as exc:
-        print(f"pineapple-jobs: {exc}", file=sys.stderr)
+        print(f"pineapple-jobs: {broker_error(exc, args.broker, args.port)}", file=sys.stderr)
         return EXIT_UNREACHABLE
     if args.json:
         dump_json({name: {**vars(run), "outcome": run.outcome} for name, run in runs.items()})
@@ -29,6 +29,14 @@ def run_fleet(args: argparse.Namespace) -> int:
         counts = summary_counts(runs)
         print("summary: " + (", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items())) or "no devices"))
     return EXIT_OK if runs and all(run.outcome == "succeeded" for run in runs.values()) else EXIT_FAILED
+
+
+def broker_error(exc: Exception, host: str, port: int) -> str:
+    """The error naming the broker: "[Errno 111] Connection refused" alone does not say which."""
+    where = f"{host}:{port}"
+    text = str(exc) if where in str(exc) else f"cannot reach the MQTT broker at {where}: " \
+        f"{getattr(exc, 'strerror', None) or exc}"
+    return f"{text} (is mosquitto running there? --broker HOST --port PORT)"
 
 
 class _LiveTable:

@@ -7,14 +7,19 @@ from typing import Any
 
 from .. import __version__
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
+DESCRIPTION = "Install, remove and watch the opkg jobs of pineapple-jobd (docs/cli.md)."
 EPILOG = """\
 exit codes:
-  0  success (the job succeeded, or the request was answered)
-  1  the job failed or was cancelled, or the daemon refused the request
-  2  usage error
-  3  the daemon is unreachable
+    0  success (the job succeeded, or the request was answered)
+    1  the job failed or was cancelled, or the daemon refused the request
+    2  usage error
+    3  the daemon is unreachable
+  130  interrupted (Ctrl-C); a job being waited for or followed goes on
+
+Options --socket, --json and --timeout go before or after the command.
+Output is coloured on a terminal (not with NO_COLOR set) and plain when piped.
 
 The socket is --socket, else $PINEAPPLE_JOBD_SOCKET, else daemon.socket in
 /etc/config/pineapple-jobd, else /var/run/pineapple-jobd.sock.
@@ -22,11 +27,10 @@ The socket is --socket, else $PINEAPPLE_JOBD_SOCKET, else daemon.socket in
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pineapple-jobs", description=__doc__,
+    parser = argparse.ArgumentParser(prog="pineapple-jobs", description=DESCRIPTION,
                                      epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--socket", help="daemon socket path")
-    parser.add_argument("--json", action="store_true", help="machine-readable output (one JSON value per line)")
-    parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for each answer (default 10)")
+    _global_options(parser, default=None)
+    parser.set_defaults(json=False, timeout=10.0)
     parser.add_argument("--version", action="version", version=f"pineapple-jobs {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _job_commands(sub)
@@ -35,7 +39,31 @@ def build_parser() -> argparse.ArgumentParser:
     from .schedule import register_schedule_commands
 
     register_schedule_commands(sub)
+    for command in _sub_parsers(parser):
+        # `pineapple-jobs list --json` as well as `pineapple-jobs --json list`. SUPPRESS: a flag
+        # not given after the command leaves the value given before it (or the default) alone.
+        _global_options(command, default=argparse.SUPPRESS)
     return parser
+
+
+def _global_options(parser: argparse.ArgumentParser, default: Any) -> None:
+    parser.add_argument("--socket", default=default, help="daemon socket path")
+    parser.add_argument("--json", action="store_true", default=default,
+                        help="machine-readable output (one JSON value per line)")
+    parser.add_argument("--timeout", type=float, default=default,
+                        help="seconds to wait for each answer (default 10)")
+
+
+def _sub_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """Every parser below ``parser`` (commands, and actions such as `fleet install`), once each."""
+    found: list[argparse.ArgumentParser] = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                if child not in found:  # an alias maps to the same parser
+                    found.append(child)
+                    found += [p for p in _sub_parsers(child) if p not in found]
+    return found
 
 
 def _job_commands(sub: Any) -> None:
@@ -61,9 +89,9 @@ def _job_commands(sub: Any) -> None:
 
 
 def _query_commands(sub: Any) -> None:
-    status = sub.add_parser("status", help="show a job")
-    status.add_argument("job_id")
-    status.add_argument("--log", action="store_true", help="include the log tail")
+    show = sub.add_parser("show", aliases=["status"], help="show a job (alias: status)")
+    show.add_argument("job_id")
+    show.add_argument("--log", action="store_true", help="every log line kept (default: the last 5)")
     listing = sub.add_parser("list", help="list jobs, newest first")
     listing.add_argument("--state", action="append", help="filter by state (repeatable)")
     listing.add_argument("--type", help="filter by job type")
@@ -72,6 +100,9 @@ def _query_commands(sub: Any) -> None:
     listing.add_argument("--offset", type=int, default=0)
     follow = sub.add_parser("follow", help="stream a job's progress and log until it ends")
     follow.add_argument("job_id")
+    top = sub.add_parser("top", help="live view of running and queued jobs (Ctrl-C quits)")
+    top.add_argument("--finished", type=int, default=5, metavar="N",
+                     help="also show the N most recently finished jobs (default 5)")
     log = sub.add_parser("log", help="a job's log lines, paged")
     log.add_argument("job_id")
     log.add_argument("--offset", type=int, default=0, help="first line number (0: the oldest kept)")
@@ -121,14 +152,39 @@ def main(argv: list[str] | None = None) -> int:
         return commands.run(client, args)
     except DaemonUnavailable as exc:
         print(f"pineapple-jobs: {exc}", file=sys.stderr)
+        print(unreachable_hint(str(exc), args.socket), file=sys.stderr)
         return EXIT_UNREACHABLE
     except ApiError as exc:
         print(f"pineapple-jobs: {exc.message} ({exc.code})", file=sys.stderr)
         return EXIT_USAGE if exc.code in commands.USAGE_CODES else EXIT_FAILED
     except KeyboardInterrupt:
-        return 130
+        print(file=sys.stderr)  # the terminal's ^C stays on a line of its own
+        return EXIT_INTERRUPTED
     finally:
         client.close()
+
+
+def unreachable_hint(message: str, socket_flag: str | None) -> str:
+    """What to check when nothing answers: is the daemon started, is this its socket?"""
+    import os
+
+    from ..daemon.config import DEFAULT_CONFIG_PATH
+
+    if "Permission denied" in message:
+        return ("  The socket is there but you may not use it: run as root, or as a member of "
+                "the group in daemon.socket_group (docs/config.md).")
+    if socket_flag:
+        source = "--socket"
+    elif os.environ.get("PINEAPPLE_JOBD_SOCKET"):
+        source = "$PINEAPPLE_JOBD_SOCKET"
+    elif os.path.exists(DEFAULT_CONFIG_PATH):
+        source = f"daemon.socket in {DEFAULT_CONFIG_PATH}"
+    else:
+        source = "the built-in default (neither --socket nor $PINEAPPLE_JOBD_SOCKET is set)"
+    return ("  Is pineapple-jobd running? Start it with `make run` (in a checkout) or "
+            "`/etc/init.d/pineapple-jobd start` (on the device).\n"
+            f"  The socket path came from {source}; choose another with --socket PATH "
+            "or PINEAPPLE_JOBD_SOCKET=PATH.")
 
 
 if __name__ == "__main__":

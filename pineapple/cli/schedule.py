@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
 from ..api.client import JobClient
+from ..api.protocol import ApiError
 from .render import dump_json, table
 
 EXIT_OK, EXIT_USAGE = 0, 2
@@ -46,7 +48,7 @@ def _add_parser(actions: Any) -> None:
     when.add_argument("--every", metavar="DURATION", help="interval, e.g. 30m, 2h, 1d")
     when.add_argument("--hourly", metavar="MINUTE", type=int, help="every hour at this minute")
     when.add_argument("--daily", metavar="HH:MM", help="every day at this time")
-    when.add_argument("--weekly", metavar="DAY@HH:MM", help="every week, e.g. mon@04:00")
+    when.add_argument("--weekly", metavar="DAY@HH:MM", help='every week, e.g. mon@04:00 or "mon 04:00"')
     when.add_argument("--at", metavar="ISO", help="once, e.g. 2025-06-01T04:00")
     when.add_argument("--startup", action="store_true", help="each time the daemon starts")
     when.add_argument("--trigger", metavar="JSON", help="a trigger spec object (docs/schedules.md)")
@@ -76,9 +78,22 @@ def add(client: JobClient, args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"pineapple-jobs: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    answer = client.request("schedule_add", **request)
+    try:
+        answer = client.request("schedule_add", **request)
+    except ApiError as exc:
+        raise ApiError(flag_hint(exc.message), exc.code) from None
     return _show(args, answer, lambda a: f"added {a['schedule_id']}: {a['job']} {a['description']}; "
                                          f"next run {_when(a['next_run_epoch'], a['state'])}")
+
+
+def flag_hint(message: str) -> str:
+    """The daemon names a job parameter ("missing parameter 'packages'"); say which flag gives it."""
+    match = re.search(r"parameter '([^']+)'", message)
+    if match is None:
+        return message
+    name = match.group(1)
+    flag = "--package PKG (repeatable)" if name == "packages" else f"--param {name}=VALUE"
+    return f"{message}: give it with {flag}"
 
 
 def add_request(args: argparse.Namespace) -> dict:
@@ -120,10 +135,11 @@ def _simple_spec(args: argparse.Namespace) -> dict:
     if args.daily is not None:
         return {"type": "daily", "at": args.daily}
     if args.weekly is not None:
-        day, sep, at = args.weekly.partition("@")
-        if not sep:
-            raise ValueError(f"--weekly expects DAY@HH:MM, e.g. mon@04:00, got {args.weekly!r}")
-        return {"type": "weekly", "day": day, "at": at}
+        # "mon@04:00", or "mon 04:00" as a UCI `option weekly` has it
+        day, sep, at = args.weekly.strip().replace("@", " ", 1).partition(" ")
+        if not sep or not day or not at.strip():
+            raise ValueError(f"--weekly expects DAY@HH:MM or \"DAY HH:MM\", e.g. mon@04:00, got {args.weekly!r}")
+        return {"type": "weekly", "day": day, "at": at.strip()}
     return {"type": "date", "run_date": args.at}
 
 

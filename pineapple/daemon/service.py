@@ -92,7 +92,8 @@ class Daemon:
         if self.mqtt is not None:
             self.mqtt.stop()
         self.server.close()
-        log.info("stopped")
+        if self.manager is not None:  # it had started (a refused start already said why)
+            log.info("stopped")
 
     def _drain(self) -> None:
         self._stop_scheduler()

@@ -42,6 +42,7 @@ class MqttBridge:
         # "running" must never overtake (and replace) a newer retained state.
         self._ready = False
         self._sweep_mid: int | None = None
+        self._stopping = False  # a disconnect we asked for is no "connection lost"
         self.client = make_client(settings.client_id or f"pineapple-jobd-{self.device}",
                                   on_connect=self._on_connect, on_disconnect=self._on_disconnect,
                                   on_publish=self._on_publish, on_subscribe=self._on_subscribe,
@@ -73,11 +74,13 @@ class MqttBridge:
         """Say ``offline``, disconnect, stop paho's thread."""
         if self._unsubscribe is not None:
             self._unsubscribe()
+        self._stopping = True
         if self.connected:
             info = self.client.publish(self.topics.status, b"offline", qos=1, retain=True)
             wait_published(info, 2.0)
         self.client.disconnect()
         self.client.loop_stop()
+        log.info("MQTT: disconnected")
 
     def notify(self, summary: dict, message: str) -> None:
         """Publish a job hook's notification (QoS 1, not retained)."""
@@ -134,7 +137,7 @@ class MqttBridge:
             self.client.unsubscribe(self.topics.all_states)
 
     def _on_disconnect(self, client: Any, reason: str) -> None:
-        if self.connected:
+        if self.connected and not self._stopping:
             log.warning("MQTT: connection lost (%s); reconnecting", reason)
         self.connected = self._ready = False
         self.buffer.connection_lost()

@@ -189,6 +189,11 @@ class InstallDependenciesJob(OpkgJob):
         code = outcome.code or errors.VERIFY_FAILED
         message = outcome.message if not outcome.ok else (
             f"opkg reported success but {', '.join(result['failed'])} is not installed (half-configured?)")
+        unknown = [name for name, why in result["failed"].items() if why == errors.UNKNOWN_PACKAGE]
+        if unknown:
+            # opkg's stderr only says "Cannot install package X."; its stdout line says why.
+            names = ", ".join(f"'{name}'" for name in unknown)
+            message = f"Unknown package {names}: no configured feed's package list has it.\n{message}"
         if result["rolled_back"]:
             message += f"\nRolled back: {', '.join(result['rolled_back'])}"
         return JobError(message, code, result)
@@ -199,7 +204,11 @@ class InstallDependenciesJob(OpkgJob):
         self._log(f"rolling back: removing {', '.join(new)}")
         self._opkg(["remove", "--force-depends", *new], control=RunControl())
         still = self.system.which_installed(new)
-        return [p for p in new if still.get(p) is None]
+        removed = [p for p in new if still.get(p) is None]
+        left = [p for p in new if p not in removed]
+        self.set_progress(self.progress.fraction, f"rollback left {', '.join(left)} installed" if left
+                          else "rolled back " + ", ".join(removed))
+        return removed
 
 
 class UninstallDependenciesJob(OpkgJob):

@@ -64,6 +64,9 @@ def test_clean_stop_says_offline(broker, recorder, start_daemon):
     recorder.wait_for(lambda msgs: any(t == f"{PREFIX}/status" and p == b"online" for t, p, _ in msgs))
     assert daemon.stop() == 0
     recorder.wait_for(lambda msgs: any(t == f"{PREFIX}/status" and p == b"offline" for t, p, _ in msgs))
+    # A disconnect the daemon asked for is no lost connection: no WARNING in its log.
+    log = daemon.log()
+    assert "MQTT: disconnected" in log and "connection lost" not in log and "WARNING" not in log, log
 
 
 def test_broker_restart_mid_job_still_delivers_final_state(broker, start_daemon):

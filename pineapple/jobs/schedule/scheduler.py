@@ -397,6 +397,7 @@ class Scheduler:
                                    SCHEDULE_EXISTS)
                 self._check_writable(old)
             schedule = self._build(definition, SOURCE_API)
+            self._check_fires(schedule.trigger)
             self._install(schedule, old, same_trigger=False)
             self._changed()
             return self._public(schedule)
@@ -414,6 +415,8 @@ class Scheduler:
             definition = self._merged(old, changes)
             kept = None if "trigger" in changes else old.trigger
             schedule = self._build(definition, old.source, trigger=kept)
+            if kept is None:
+                self._check_fires(schedule.trigger)
             self._install(schedule, old, same_trigger=kept is not None)
             self._changed()
             return self._public(schedule)
@@ -478,6 +481,19 @@ class Scheduler:
             trigger = parse_trigger(spec, self._now())
         options = check_options(definition.options)
         return Schedule(definition.id, definition.job, params, trigger, spec, source=source, **options)
+
+    def _check_fires(self, trigger: Trigger) -> None:
+        """Refuse a new trigger that could never fire (a once date, or an
+        end_date, already past): added by hand, that is a mistake, not a
+        schedule to keep as "finished" (config schedules are loaded as they are)."""
+        now = self._now()
+        if isinstance(trigger, StartupTrigger) or self._next(trigger, None, now) is not None:
+            return
+        spec = trigger.to_dict()
+        past = spec.get("run_date") or spec.get("end_date")
+        detail = f"{past} is in the past" if past else "it has no fire time left"
+        raise JobError(f"invalid trigger: it would never run: {detail} (now {now.isoformat(timespec='seconds')})",
+                       INVALID_TRIGGER)
 
     def _install(self, schedule: Schedule, old: Schedule | None, same_trigger: bool) -> None:
         """Put ``schedule`` in place of ``old`` (or new), keeping the old run
