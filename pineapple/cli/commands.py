@@ -90,7 +90,12 @@ def log(client: JobClient, args: argparse.Namespace) -> int:
             print(f"(lines before {page['offset']} are no longer kept)")
         for line in page["lines"]:
             print(line)
-    return _follow_log(client, args, page["next_offset"]) if args.follow else EXIT_OK
+    if not args.follow:
+        return EXIT_OK
+    try:
+        return _follow_log(client, args, page["next_offset"])
+    except KeyboardInterrupt:
+        return _interrupted(args.job_id, ended_line=False)
 
 
 def _follow_log(client: JobClient, args: argparse.Namespace, offset: int, interval: float = 0.5) -> int:
@@ -119,6 +124,15 @@ def _submitted(client: JobClient, args: argparse.Namespace, answer: dict) -> int
     return _watch(client, args, answer["job_id"])
 
 
+def _interrupted(job_id: str, ended_line: bool) -> int:
+    """Ctrl-C while watching a job: only the watching stops; the job is the daemon's and runs on."""
+    if not ended_line:
+        print(file=sys.stderr)  # off the line the terminal echoed ^C on
+    print(f"job {job_id} continues; `pineapple-jobs cancel {job_id}` stops it\n"
+          f"  (`pineapple-jobs follow {job_id}` watches it again)", file=sys.stderr)
+    return EXIT_INTERRUPTED
+
+
 def follow(client: JobClient, args: argparse.Namespace) -> int:
     client.poll(args.job_id)  # an unknown job or an unreachable daemon fails now, not after retries
     return _watch(client, args, args.job_id)
@@ -129,12 +143,7 @@ def _watch(client: JobClient, args: argparse.Namespace, job_id: str) -> int:
     try:
         final = client.wait(job_id, on_event=dump_json if view is None else view.event)
     except KeyboardInterrupt:
-        # Only the watching stops: the job is the daemon's and runs on.
-        if view is None or not view.close():
-            print(file=sys.stderr)  # off the line the terminal echoed ^C on
-        print(f"job {job_id} continues; `pineapple-jobs cancel {job_id}` stops it\n"
-              f"  (`pineapple-jobs follow {job_id}` watches it again)", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _interrupted(job_id, ended_line=view is not None and view.close())
     if view is not None:
         print(describe_job(final, colour=use_colour(sys.stdout)))
     return EXIT_OK if final.get("state") == "succeeded" else EXIT_FAILED

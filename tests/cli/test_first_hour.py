@@ -201,6 +201,12 @@ def test_follow_shows_the_current_state_at_once(jobd):
             term.type(b"\x03")
             assert term.wait() == 130
             assert f"job {job_id} continues" in term.text
+        with Terminal([*CLI, "log", job_id, "--follow"], env=cli_env(jobd.socket)) as term:
+            term.read_until(lambda t: "Downloading" in t, what="the log so far")
+            term.type(b"\x03")
+            assert term.wait() == 130
+            assert f"job {job_id} continues; `pineapple-jobs cancel {job_id}` stops it" in term.text
+            assert "Traceback" not in term.text
     finally:
         with JobClient(str(jobd.socket)) as client:
             client.cancel(job_id)
