@@ -35,6 +35,8 @@ JOB_ACTIVE = "job_active"
 QUEUE_FULL = "queue_full"
 SHUTTING_DOWN = "shutting_down"
 UNKNOWN_HOOK = "unknown_hook"
+JOURNAL_UNAVAILABLE = "journal_unavailable"  # the job's record cannot be saved (state directory full)
+INTERNAL_ERROR = "internal_error"  # a bug; logged, and the daemon carries on
 
 # Schedules (docs/schedules.md)
 SCHEDULE_EXISTS = "schedule_exists"

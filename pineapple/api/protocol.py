@@ -27,7 +27,7 @@ INVALID_FIELD = errors.INVALID_FIELD
 REQUEST_TOO_LARGE = "request_too_large"
 FORBIDDEN = "forbidden"
 TOO_MANY_CONNECTIONS = "too_many_connections"
-INTERNAL_ERROR = "internal_error"
+INTERNAL_ERROR = errors.INTERNAL_ERROR
 
 # allow_nan=False: every answer is strict JSON (NaN/Infinity are refused on
 # the way in, so meeting one here is a bug, answered as internal_error).

@@ -245,8 +245,20 @@ def stats(client: JobClient, args: argparse.Namespace) -> int:
                 f"{a['connections']} connection(s)\njobs: {jobs}\n"
                 f"since start: {totals}\n"
                 f"waiting {a['waiting']} of max_queued {limits['max_queued']}; "
-                f"finished kept: {limits['max_finished']} for {limits['retention']:g}s")
+                f"finished kept: {limits['max_finished']} for {limits['retention']:g}s"
+                f"{_journal_line(a.get('journal'))}")
     return _simple(args, client.stats(), human)
+
+
+def _journal_line(journal: dict | None) -> str:
+    """A warning line when the journal is not simply working (older daemons send none)."""
+    if not journal or journal.get("state") in ("ok", "off"):
+        return ""
+    if journal["state"] == "memory":
+        return f"\njournal: IN MEMORY ONLY ({journal.get('error')}): nothing survives a restart"
+    since = journal.get("failing_since")
+    when = time.strftime(" since %H:%M:%S", time.localtime(since)) if isinstance(since, (int, float)) else ""
+    return f"\njournal: FAILING{when} ({journal.get('error')}): new jobs are refused until it can be written"
 
 
 def installed(client: JobClient, args: argparse.Namespace) -> int:

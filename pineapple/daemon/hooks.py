@@ -78,6 +78,9 @@ def validate_hooks(request: dict) -> dict[str, list[dict]]:
 
 
 def _check_spec(spec: Any, when: str) -> dict:
+    if isinstance(spec, dict) and any(isinstance(v, str) and not _is_text(v) for v in spec.values()):
+        raise JobError(f"'{when}': a hook's text is not valid Unicode (a lone surrogate such as \\ud800)",
+                       INVALID_FIELD)
     if isinstance(spec, dict) and set(spec) == {"command"} and isinstance(spec["command"], str):
         return dict(spec)
     if isinstance(spec, dict) and spec.get("notify") == "mqtt" and set(spec) <= {"notify", "message"} \
@@ -85,6 +88,17 @@ def _check_spec(spec: Any, when: str) -> dict:
         return dict(spec)
     raise JobError(f"'{when}': a hook is {{\"command\": NAME}} (from the daemon's allow-list) or "
                    f"{{\"notify\": \"mqtt\", \"message\": TEXT}}", INVALID_FIELD)
+
+
+def _is_text(value: Any) -> bool:
+    """A string that UTF-8 can carry (JSON's ``"\\ud800"`` decodes to one it cannot)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class HookFactory:

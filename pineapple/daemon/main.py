@@ -144,8 +144,10 @@ def run(config) -> int:
         return 1
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda num, _frame: daemon.request_stop(signal.Signals(num).name))
-    log.info("ready: pineapple-jobd %s on %s (%d workers, state in %s)", __version__,
-             config.daemon.socket, config.daemon.workers, config.daemon.state_dir)
+    journal = daemon.manager.journal_status()["state"]
+    log.info("ready: pineapple-jobd %s on %s (%d workers, state in %s%s)", __version__,
+             config.daemon.socket, config.daemon.workers, config.daemon.state_dir,
+             "" if journal == "ok" else f"; journal {journal.upper()}")
     try:
         daemon.serve()
     finally:

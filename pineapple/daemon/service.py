@@ -96,9 +96,13 @@ class Daemon:
             log.info("stopped")
 
     def _drain(self) -> None:
-        self._stop_scheduler()
-        self.manager.shutdown(wait=True, timeout=self.config.daemon.shutdown_grace)
-        self.server.stop()
+        try:
+            self._stop_scheduler()
+            self.manager.shutdown(wait=True, timeout=self.config.daemon.shutdown_grace)
+        except Exception:  # a stop that fails half-way must still stop
+            log.exception("error while stopping")
+        finally:
+            self.server.stop()
 
     # -------------------------------------------------------------- parts
     @property
@@ -211,6 +215,7 @@ class Daemon:
             "limits": self.limits(),
             "hostname": _socket.gethostname(),
             "mqtt": self.mqtt.status() if self.mqtt is not None else None,
+            "journal": self.manager.journal_status(),
         }
 
 

@@ -32,8 +32,9 @@ from .clock import SystemClock
 from .events import REMOVED, STATE, EventBus, JobEvent, Listener
 from .job import Job, JobLogger, RecordedJob, error_from_exception
 from .pool import WorkerPool
+from .records import record_problem
 from .state import ACTIVE_STATES, CANCELLED, FAILED, HELD, INTERRUPTED, QUEUED, RUNNING, SUCCEEDED
-from .store import JobJournal
+from .store import RETRY_INTERVAL, JobJournal, UnsavableRecord
 from .timers import TimerHandle, TimerQueue
 
 Callback = Callable[[Job], None]
@@ -104,6 +105,7 @@ class JobManager:
         self._expiry: TimerHandle | None = None
         self._held: set[str] = set()  # ids of held jobs: they count against max_queued
         self._totals = dict.fromkeys(TOTALS, 0)
+        self._journal_retry: TimerHandle | None = None
         self._closing = False
         self._journal: JobJournal | None = None
         self._pool = WorkerPool(self._run, workers)
@@ -281,21 +283,33 @@ class JobManager:
         ``stop_grace`` seconds. Without ``wait`` running jobs are cancelled at
         once and the call does not wait for them. The journal is then closed.
         """
-        with self._lock:
-            self._closing = True
-            leftover = self._pool.close() + [job for job in self._jobs.values() if job.state == HELD]
-            for job in leftover:
-                self._interrupt(job, "the job manager shut down before the job started")
-                self._totals[INTERRUPTED] += 1
-        if wait and not self._wait_idle(timeout):
-            self.stop_running("shutdown")
-            self._wait_idle(self.stop_grace + 1.0)
-        elif not wait:
-            self.stop_running("shutdown")
-        self.events.close(timeout=2.0)
-        self.timers.close()
-        if self._journal is not None:
-            self._journal.close()
+        try:
+            with self._lock:
+                self._closing = True
+                leftover = self._pool.close() + [job for job in self._jobs.values() if job.state == HELD]
+                for job in leftover:
+                    self._interrupt(job, "the job manager shut down before the job started")
+                    self._totals[INTERRUPTED] += 1
+            if wait and not self._wait_idle(timeout):
+                self.stop_running("shutdown")
+                self._wait_idle(self.stop_grace + 1.0)
+            elif not wait:
+                self.stop_running("shutdown")
+        finally:  # whatever failed above, the threads stop and the journal is released
+            self.events.close(timeout=2.0)
+            self.timers.close()
+            if self._journal is not None:
+                self._journal.close()
+
+    def journal_status(self) -> dict[str, Any]:
+        """The journal's health for ``stats``: ``state`` is ``ok``,
+        ``failing`` (records kept in memory, submits refused until it can be
+        written), ``memory`` (read-only state directory: nothing survives a
+        restart) or ``off`` (no ``state_dir``); see :mod:`pineapple.jobs.store`."""
+        if self._journal is None:
+            return {"state": "off", "path": None, "records": 0, "error": None, "failing_since": None,
+                    "skipped": 0}
+        return self._journal.status()
 
     @property
     def thread_count(self) -> int:
@@ -328,17 +342,38 @@ class JobManager:
         return None if key is None else self._active_keys.get(key)
 
     def _register(self, job: Job, callbacks: Iterable[Callback] | None, state: str) -> None:
+        """Give ``job`` an id and its first record. Atomic: the record is
+        saved before anything refers to the job, so a refusal leaves no trace."""
         if job.id is not None:
             raise ValueError("this job object was already submitted")
-        job.id = new_job_id()
-        job.created_at = self.clock.time()
+        key = job.dedup_key()
+        job.id, job.created_at, job.state = new_job_id(), self.clock.time(), state
+        try:
+            self._save_first_record(job)
+        except BaseException:
+            job.id = job.created_at = None
+            raise
         job._callbacks = list(callbacks or ())  # type: ignore[attr-defined]
         job._sink = self._on_job_event
-        key = job.dedup_key()
         if key is not None:
             self._active_keys[key] = job.id
         self._jobs[job.id] = job
-        self._transition(job, state)
+        self.events.publish(JobEvent(STATE, job.id, job.summary()))
+        self._changed.notify_all()
+
+    def _save_first_record(self, job: Job) -> None:
+        """Only a job whose record is on disk is accepted: its id must answer after a crash."""
+        if self._journal is None:
+            return
+        try:
+            saved = self._journal.add(job.to_dict())
+        except UnsavableRecord as exc:
+            raise errors.JobError(str(exc), errors.INVALID_FIELD) from None
+        if not saved:
+            self._schedule_journal_retry()
+            raise errors.JobError(
+                f"the job was not accepted: its record cannot be saved in {self._journal.dir} "
+                f"({self._journal.error}); free space there and submit again", errors.JOURNAL_UNAVAILABLE)
 
     def _transition(self, job: Job, state: str) -> None:
         """Set the state, save the record and tell listeners. Lock held."""
@@ -354,8 +389,28 @@ class JobManager:
         self._changed.notify_all()
 
     def _save(self, job: Job) -> None:
-        if self._journal is not None and job.id in self._jobs:
-            self._journal.write(job.to_dict())
+        """Write the job's record. Never raises: a failing journal keeps the
+        record in memory and is retried (see store.py)."""
+        if self._journal is None or job.id not in self._jobs:
+            return
+        try:
+            saved = self._journal.write(job.to_dict())
+        except Exception:  # an unsavable record (or a bug) must not kill the caller's thread
+            self.logger.exception("cannot save the record of job %s", job.id)
+            return
+        if not saved:
+            self._schedule_journal_retry()
+
+    def _schedule_journal_retry(self) -> None:
+        # A failing journal heals on the next write; this timer heals it when none comes.
+        if self._journal_retry is None and not self._closing:
+            self._journal_retry = self.timers.call_later(RETRY_INTERVAL, self._retry_journal)
+
+    def _retry_journal(self) -> None:
+        with self._lock:
+            self._journal_retry = None
+            if self._journal is not None and not self._journal.retry():
+                self._schedule_journal_retry()
 
     def _on_job_event(self, job: Job, kind: str, data: Any) -> None:
         if self.events.has_listeners and job.id in self._jobs:
@@ -363,7 +418,15 @@ class JobManager:
 
     # ---------------------------------------------------------------- running
     def _run(self, job: Job) -> None:
-        """Worker thread: one attempt of ``job``."""
+        """Worker thread: one attempt of ``job``. Whatever goes wrong, the
+        job ends with an answer and the worker lives on."""
+        try:
+            self._attempt(job)
+        except Exception as exc:
+            self.logger.exception("internal error running job %s", job.id)
+            self._close_after_bug(job, exc)
+
+    def _attempt(self, job: Job) -> None:
         with self._lock:
             if job.outcome is not None or job.state != QUEUED:
                 return
@@ -396,7 +459,7 @@ class JobManager:
         logger = JobLogger(job, self.logger)
         try:
             result = job.do_work(logger)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # sys.exit() in a job ends the job, not the worker
             message, code, partial = error_from_exception(exc)
             logger.error("job failed: %s", message)
             return partial, message, code
@@ -517,6 +580,26 @@ class JobManager:
                 else:
                     self.logger.exception("%s of job %s failed", kind, job.id)
 
+    def _close_after_bug(self, job: Job, exc: Exception) -> None:
+        """Finish a job whose run hit a bug in the engine (or in its own
+        options): failed with ``internal_error``, never left running."""
+        message = f"internal error: {type(exc).__name__}: {exc}"
+        try:
+            self._finish(job, FAILED, message, errors.INTERNAL_ERROR)
+        except Exception:
+            self.logger.exception("cannot finish job %s", job.id)
+        with self._lock:
+            if job.is_complete:
+                return
+            if job.outcome is None:
+                job.outcome, job.error, job.error_code = FAILED, message, errors.INTERNAL_ERROR
+                job.finished_at = self.clock.time()
+            job.is_complete = True
+            self._release_key(job)
+            self._transition(job, job.outcome)
+            if job.id in self._jobs:
+                self._track_finished(job.id)
+
     def _interrupt(self, job: Job, why: str) -> None:
         """Close the record of a job that will never run. Lock held."""
         job.outcome = INTERRUPTED
@@ -572,15 +655,22 @@ class JobManager:
     def _open_journal(self, state_dir: str | os.PathLike | None, max_bytes: int | None) -> JobJournal | None:
         if state_dir is None:
             return None
-        self._journal = JobJournal(state_dir, **({"max_bytes": max_bytes} if max_bytes else {}))
+        self._journal = JobJournal(state_dir, **({"max_bytes": max_bytes} if max_bytes else {}),
+                                   validate=record_problem, monotonic=self.clock.monotonic)
         for record in self._journal.load():
-            self._restore(RecordedJob(record))
+            try:
+                job = RecordedJob(record)
+            except Exception as exc:  # record_problem should have caught it; never stop the start
+                self.logger.warning("journal: skipping the record of job %r: %s", record.get("job_id"), exc)
+                continue
+            self._restore(job)
         return self._journal
 
     def _restore(self, job: RecordedJob) -> None:
         with self._lock:
             self._jobs[job.id] = job
             if job.state not in ACTIVE_STATES:
+                job.is_complete, job.outcome = True, job.state  # a final state is final, whatever the flag said
                 self._track_finished(job.id)
                 return
             was, job.outcome = job.state, None

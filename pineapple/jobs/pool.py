@@ -7,11 +7,14 @@ same resource can never overtake an earlier one.
 """
 from __future__ import annotations
 
+import logging
 import threading
 from collections import deque
 from collections.abc import Callable
 
 from .job import Job
+
+log = logging.getLogger("pineapple.jobs")
 
 
 class WorkerPool:
@@ -29,6 +32,7 @@ class WorkerPool:
         self._cond = threading.Condition()
         self._threads: list[threading.Thread] = []
         self._idle = 0
+        self._started = 0  # workers ever started, for their names
         self._closed = False
 
     def submit(self, job: Job) -> None:
@@ -111,21 +115,36 @@ class WorkerPool:
             self._held.discard(resource)
 
     def _start_worker(self) -> None:
-        thread = threading.Thread(target=self._work, name=f"{self._name}-{len(self._threads) + 1}",
-                                  daemon=True)
+        self._started += 1
+        thread = threading.Thread(target=self._work, name=f"{self._name}-{self._started}", daemon=True)
         self._threads.append(thread)
         thread.start()
 
     def _work(self) -> None:
-        while True:
-            job = self._next_job()
-            if job is None:
-                return
-            try:
-                self._run(job)
-            finally:
-                with self._cond:
-                    self._release(job.resource)
+        try:
+            while True:
+                job = self._next_job()
+                if job is None:
+                    return
+                try:
+                    self._run(job)
+                except Exception:  # run() answers for its job; a worker never dies of it
+                    log.exception("worker: running job %s failed", job.id)
+                finally:
+                    with self._cond:
+                        self._release(job.resource)
+        finally:
+            self._retire(threading.current_thread())
+
+    def _retire(self, thread: threading.Thread) -> None:
+        """A worker ends: forget it, and start a replacement if work is
+        waiting (a worker killed by something run() could not catch)."""
+        with self._cond:
+            if thread in self._threads:
+                self._threads.remove(thread)
+            if not self._closed and self._ready:
+                log.error("worker %s ended with jobs waiting; starting another", thread.name)
+                self._wake_worker()
 
     def _next_job(self) -> Job | None:
         with self._cond:

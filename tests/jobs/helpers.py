@@ -1,6 +1,8 @@
 """Small job classes the engine tests share."""
 from __future__ import annotations
 
+import errno
+import os
 import threading
 import time
 
@@ -65,3 +67,40 @@ class IntervalJob(Job):
             self.barrier.wait(WAIT)
         time.sleep(self.duration)  # the "work": a real job takes time
         self.record.append((self.index, self.resource, start, time.monotonic()))
+
+
+
+class FlakyDisk:
+    """A journal writer (``JobJournal.writer``) that fails like a full disk
+    once :meth:`fail` is called: it writes ``torn`` bytes of the data first
+    (the torn line a real ENOSPC in mid-record leaves), then raises."""
+
+    def __init__(self, torn=7):
+        self.error = None
+        self.torn = torn
+        self.failures = 0
+
+    def fail(self, code=errno.ENOSPC):
+        self.error = OSError(code, os.strerror(code))
+
+    def heal(self):
+        self.error = None
+
+    def __call__(self, fd, data):
+        if self.error is None:
+            return os.write(fd, data)
+        self.failures += 1
+        if self.torn and len(data) > self.torn:
+            os.write(fd, bytes(data[:self.torn]))
+        raise self.error
+
+
+class KeyedJob(ReturnJob):
+    """A job with a dedup key: an equal active job is answered instead."""
+
+    def __init__(self, key, value=None, **kw):
+        super().__init__(value, **kw)
+        self.key = key
+
+    def dedup_key(self):
+        return ("keyed", self.key)

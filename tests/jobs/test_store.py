@@ -1,14 +1,19 @@
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import os
+import threading
 
 import pytest
 
+from pineapple.errors import JobError
 from pineapple.jobs import FakeClock, JobManager
 from pineapple.jobs.store import JOURNAL_NAME, JobJournal, JournalBusy
+from tests.fixtures.tmpfs import fill, free, remount_read_only, remount_read_write, tmpfs
 
-from .helpers import WAIT, BlockingJob, FailJob, ReturnJob
+from .helpers import WAIT, BlockingJob, FailJob, FlakyDisk, KeyedJob, ReturnJob
 
 
 def test_restart_turns_active_jobs_into_interrupted(tmp_path):
@@ -84,7 +89,8 @@ def test_corrupt_journal_never_stops_start_up(tmp_path, caplog):
     assert [job.id for job in manager.list_jobs()] == ["good-1"]
     job = manager.get_job("good-1")
     assert (job.state, job.result, list(job.log)) == ("succeeded", {"installed": ["a"]}, ["Configuring a."])
-    assert caplog.text.count("skipping corrupt record") == 6
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "skipped 6 unreadable or invalid record line(s)" in warnings[0], warnings
     manager.shutdown()
 
 
@@ -125,3 +131,294 @@ def test_restart_lineage_survives_a_restart(tmp_path):
     parent, child = second.get_job(parent_id, False), second.get_job(child_id, False)
     assert (parent.child_id, child.parent_id, child.result) == (child_id, parent_id, "again")
     second.shutdown()
+
+
+# ------------------------------------------------------- a full state directory
+def _journal_lines(state_dir):
+    return [json.loads(line) for line in (state_dir / JOURNAL_NAME).read_bytes().splitlines()]
+
+
+def manager_on_flaky_disk(state_dir, **options):
+    """A manager on a fake clock whose journal writes go through a :class:`FlakyDisk`."""
+    clock = FakeClock()
+    manager = JobManager(state_dir=state_dir, clock=clock, **options)
+    disk = FlakyDisk()
+    manager._journal.writer = disk
+    return manager, clock, disk
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EIO, errno.EROFS])
+def test_failed_journal_writes_never_stop_running_jobs(tmp_path, caplog, code):
+    manager, clock, disk = manager_on_flaky_disk(tmp_path, workers=1)
+    running = BlockingJob()
+    running_id = manager.execute_job(running)
+    queued_id = manager.execute_job(ReturnJob("after"))
+    assert running.started.wait(WAIT)
+    with caplog.at_level(logging.WARNING, logger="pineapple.jobs"):
+        disk.fail(code)
+        running.release.set()
+        # Both finish on the one worker although every record write fails.
+        assert manager.wait(running_id, WAIT).state == "succeeded"
+        assert manager.wait(queued_id, WAIT).result == "after"
+        assert disk.failures >= 1 and manager.thread_count == 1
+        status = manager.journal_status()
+        assert status["state"] == "failing" and errno.errorcode[code] in status["error"]
+        assert status["failing_since"] is not None
+        disk.heal()
+        clock.advance(60)  # the retry timer rewrites the journal from memory
+    assert manager.journal_status()["state"] == "ok"
+    errors_logged = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors_logged) == 1 and "cannot be written" in errors_logged[0].getMessage()
+    assert "is written again" in caplog.text
+    # The torn line is gone: the rewritten journal holds both final records.
+    assert {(r["job_id"], r["state"]) for r in _journal_lines(tmp_path)} == {
+        (running_id, "succeeded"), (queued_id, "succeeded")}
+    manager.shutdown()
+
+
+def test_submit_while_the_journal_fails_is_refused_without_a_trace(tmp_path):
+    manager, clock, disk = manager_on_flaky_disk(tmp_path)
+    disk.fail()
+    with pytest.raises(JobError) as refused:
+        manager.submit(KeyedJob("nmap"))
+    assert refused.value.code == "journal_unavailable" and "No space left" in refused.value.message
+    assert manager.counts() == {} and manager.list_jobs() == []
+    disk.heal()
+    clock.advance(60)
+    accepted = manager.submit(KeyedJob("nmap"))
+    assert not accepted.duplicate  # the refused job is no one's duplicate
+    assert manager.wait(accepted.job_id, WAIT).state == "succeeded"
+    assert manager.counts() == {"succeeded": 1}
+    manager.shutdown()
+    assert [r["job_id"] for r in JobJournal(tmp_path).load()] == [accepted.job_id]
+
+
+def test_a_failing_journal_heals_on_the_next_write(tmp_path):
+    manager, clock, disk = manager_on_flaky_disk(tmp_path)
+    disk.fail()
+    with pytest.raises(JobError):
+        manager.submit(ReturnJob())
+    disk.heal()
+    with pytest.raises(JobError):  # retries are paced: not before the retry interval
+        manager.submit(ReturnJob())
+    clock.advance(manager._journal.retry_interval)  # the timer is due too; run it
+    job_id = manager.execute_job(ReturnJob("ok"))
+    assert manager.wait(job_id, WAIT).result == "ok"
+    manager.shutdown()
+
+
+def test_shutdown_completes_while_the_journal_fails(tmp_path):
+    manager, _, disk = manager_on_flaky_disk(tmp_path, workers=1, stop_grace=1)
+    running = BlockingJob()
+    running_id = manager.execute_job(running)
+    queued_id = manager.execute_job(ReturnJob())
+    held_id = manager.submit(ReturnJob(), hold=True).job_id
+    assert running.started.wait(WAIT)
+    disk.fail()
+    done = threading.Event()
+    threading.Thread(target=lambda: (manager.shutdown(wait=True, timeout=0.05), done.set()), daemon=True).start()
+    assert done.wait(WAIT), "shutdown blocked on a failing journal"
+    states = {job.id: job.state for job in manager.list_jobs()}
+    assert states == {running_id: "cancelled", queued_id: "interrupted", held_id: "interrupted"}
+
+
+def test_a_writer_that_raises_anything_never_kills_a_worker(tmp_path):
+    manager = JobManager(state_dir=tmp_path, workers=1)
+    job_id = manager.execute_job(BlockingJob(obey_stop=True))
+    job = manager.get_job(job_id, False)
+    assert job.started.wait(WAIT)
+
+    def broken(fd, data):
+        raise RuntimeError("a bug in the writer")
+
+    manager._journal.writer = broken
+    job.release.set()
+    assert manager.wait(job_id, WAIT).state == "succeeded"
+    manager._journal.writer = os.write
+    assert manager.wait(manager.execute_job(ReturnJob(2)), WAIT).result == 2
+    manager.shutdown()
+
+
+def test_records_json_cannot_carry_are_refused_at_submit(tmp_path):
+    manager = JobManager(state_dir=tmp_path)
+    with pytest.raises(JobError) as refused:
+        manager.submit(KeyedJob("x", timeout=float("inf")))
+    assert refused.value.code == "invalid_field" and manager.list_jobs() == []
+
+    class BrokenParams(ReturnJob):
+        def params(self):
+            raise RuntimeError("params bug")
+
+    with pytest.raises(RuntimeError):
+        manager.submit(BrokenParams())
+    assert manager.counts() == {}
+    job = KeyedJob("x")
+    assert not manager.submit(job).duplicate
+    manager.shutdown()
+
+
+def test_a_lone_surrogate_in_a_record_is_saved_and_read_back(tmp_path):
+    manager = JobManager(state_dir=tmp_path)
+    job_id = manager.execute_job(ReturnJob("bad \ud800 text"))
+    manager.wait(job_id, WAIT)
+    manager.shutdown()
+    again = JobManager(state_dir=tmp_path)
+    assert again.get_job(job_id, False).result == "bad \ud800 text"
+    again.shutdown()
+
+
+# ------------------------------------------------------------- record checks
+GOOD = {"job_id": "good", "type": "install", "state": "succeeded", "is_complete": True, "result": None,
+        "job_error": None, "error_code": None, "progress": {"fraction": 1.0, "message": ""}, "params": {},
+        "created_at": 1.0, "started_at": 2.0, "finished_at": 3.0, "attempts": 1, "max_retries": 0,
+        "timeout": None, "resource": "opkg", "parent_id": None, "child_id": None, "hooks": None,
+        "log_total": 1, "log": ["done"]}
+
+BAD_FIELDS = [
+    ("attempts", "x"), ("attempts", -1), ("attempts", True), ("attempts", 1.5), ("log", 5), ("log", [1]),
+    ("log_total", "many"), ("created_at", "yesterday"), ("finished_at", [1]), ("timeout", 0),
+    ("timeout", "10"), ("state", "exploded"), ("state", None), ("is_complete", "yes"), ("job_error", 5),
+    ("error_code", {}), ("type", 3), ("params", []), ("hooks", "x"), ("hooks", {"on_success": "x"}),
+    ("progress", "half"), ("progress", {"fraction": 2, "message": ""}), ("progress", {"fraction": "x"}),
+    ("resource", 1), ("parent_id", 2), ("max_retries", "2"),
+]
+
+
+@pytest.mark.parametrize("name,value", BAD_FIELDS)
+def test_a_record_with_a_wrong_field_type_is_skipped(tmp_path, caplog, name, value):
+    bad = dict(GOOD, job_id="bad", **{name: value})
+    lines = [json.dumps(GOOD), json.dumps(bad)]
+    (tmp_path / JOURNAL_NAME).write_text("\n".join(lines) + "\n")
+    with caplog.at_level(logging.WARNING, logger="pineapple.jobs"):
+        manager = JobManager(state_dir=tmp_path)
+    assert [job.id for job in manager.list_jobs()] == ["good"]
+    assert caplog.text.count("skipped 1 unreadable or invalid") == 1 and name in caplog.text
+    manager.shutdown()
+
+
+@pytest.mark.parametrize("field,raw", [("attempts", "1e999"), ("created_at", "NaN"),
+                                       ("created_at", "-Infinity"), ("result", '{"x": [1e400]}')])
+def test_numbers_json_cannot_write_back_are_skipped(tmp_path, field, raw):
+    line = json.dumps(dict(GOOD, job_id="bad", **{field: "PLACEHOLDER"})).replace('"PLACEHOLDER"', raw)
+    (tmp_path / JOURNAL_NAME).write_text(json.dumps(GOOD) + "\n" + line + "\n")
+    manager = JobManager(state_dir=tmp_path)
+    assert [job.id for job in manager.list_jobs()] == ["good"]
+    assert manager.journal_status()["skipped"] == 1
+    manager.shutdown()
+
+
+def test_a_bad_last_line_leaves_the_previous_record_standing(tmp_path):
+    lines = [json.dumps(GOOD), json.dumps(dict(GOOD, attempts="x", result="newer"))]
+    (tmp_path / JOURNAL_NAME).write_text("\n".join(lines) + "\n")
+    manager = JobManager(state_dir=tmp_path)
+    assert manager.get_job("good", False).attempts == 1
+    manager.shutdown()
+
+
+def test_a_final_state_is_complete_whatever_the_flag_says(tmp_path):
+    (tmp_path / JOURNAL_NAME).write_text(json.dumps(dict(GOOD, is_complete=False)) + "\n")
+    manager = JobManager(state_dir=tmp_path)
+    job = manager.get_job("good", False)
+    assert (job.state, job.is_complete, job.was_successful) == ("succeeded", True, True)
+    manager.shutdown()
+
+
+def test_megabytes_of_junk_give_one_summary_warning(tmp_path, caplog):
+    junk_lines = 124_002
+    kinds = (b"%06d junk line, not JSON \xff\xfe garbage garbage\n", b'{"job_id": %06d, "state": "queued", "x": 1}\n',
+             b'{"job_id": "j%06d", "state": "running", "attempts": "x"}\n')
+    with open(tmp_path / JOURNAL_NAME, "wb") as out:
+        out.write(json.dumps(GOOD).encode() + b"\n")
+        out.writelines(kinds[i % 3] % i for i in range(junk_lines))
+    assert (tmp_path / JOURNAL_NAME).stat().st_size > 5_000_000
+    with caplog.at_level(logging.DEBUG, logger="pineapple.jobs"):
+        manager = JobManager(state_dir=tmp_path)
+    assert [job.id for job in manager.list_jobs()] == ["good"]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and f"skipped {junk_lines} unreadable" in warnings[0], warnings
+    assert len(caplog.records) < 10  # the per-line detail is bounded even at debug level
+    assert (tmp_path / JOURNAL_NAME).stat().st_size < 2000  # compacted back to the live record
+    manager.shutdown()
+
+
+# ------------------------------------------------- real filesystems (need root)
+def test_a_real_full_tmpfs(tmp_path, caplog):
+    with tmpfs(tmp_path / "mnt", size_kib=64) as mnt:
+        clock = FakeClock()
+        manager = JobManager(state_dir=mnt / "state", workers=1, clock=clock)
+        first = manager.execute_job(ReturnJob("before"))
+        manager.wait(first, WAIT)
+        fill(mnt)
+        running = BlockingJob()
+        with caplog.at_level(logging.WARNING, logger="pineapple.jobs"):
+            with pytest.raises(JobError) as refused:
+                for _ in range(50):  # the journal's last free bytes take a few records
+                    manager.execute_job(ReturnJob("x" * 2000))
+            assert refused.value.code == "journal_unavailable" and "ENOSPC" in refused.value.message
+            assert manager.journal_status()["state"] == "failing"
+            free(mnt)
+            clock.advance(60)
+            assert manager.journal_status()["state"] == "ok"
+            running_id = manager.execute_job(running)
+            assert running.started.wait(WAIT)
+            fill(mnt)
+            running.release.set()
+            assert manager.wait(running_id, WAIT).state == "succeeded"
+            free(mnt)
+            clock.advance(60)
+        assert manager.journal_status()["state"] == "ok"
+        accepted = {job.id: job.state for job in manager.list_jobs()}
+        manager.shutdown()
+        again = JobManager(state_dir=mnt / "state")
+        assert {job.id: job.state for job in again.list_jobs()} == accepted
+        again.shutdown()
+
+
+def test_a_read_only_state_directory_runs_in_memory(tmp_path, caplog):
+    with tmpfs(tmp_path / "mnt") as mnt:
+        state = mnt / "state"
+        first = JobManager(state_dir=state)
+        old_id = first.execute_job(ReturnJob("from before"))
+        first.wait(old_id, WAIT)
+        first.shutdown()
+        remount_read_only(mnt)
+        try:
+            with caplog.at_level(logging.WARNING, logger="pineapple.jobs"):
+                manager = JobManager(state_dir=state)
+            assert "IN MEMORY ONLY" in caplog.text and "EROFS" in caplog.text
+            status = manager.journal_status()
+            assert status["state"] == "memory" and "EROFS" in status["error"]
+            assert manager.get_job(old_id, False).result == "from before"  # what was there is read
+            new_id = manager.execute_job(ReturnJob("new"))
+            assert manager.wait(new_id, WAIT).result == "new"
+            manager.shutdown()
+        finally:
+            remount_read_write(mnt)
+        assert [r["job_id"] for r in JobJournal(state).load()] == [old_id]
+
+
+def test_a_state_directory_that_cannot_be_created_runs_in_memory(tmp_path):
+    with tmpfs(tmp_path / "mnt") as mnt:
+        remount_read_only(mnt)
+        try:
+            manager = JobManager(state_dir=mnt / "missing" / "state")
+            assert manager.journal_status()["state"] == "memory"
+            assert manager.wait(manager.execute_job(ReturnJob(1)), WAIT).result == 1
+            manager.shutdown()
+        finally:
+            remount_read_write(mnt)
+
+
+def test_a_state_directory_without_write_permission_runs_in_memory(tmp_path):
+    if os.geteuid() == 0:
+        pytest.skip("root ignores permissions; the read-only tmpfs tests cover this as root")
+    state = tmp_path / "state"
+    state.mkdir()
+    state.chmod(0o555)
+    try:
+        manager = JobManager(state_dir=state)
+        assert manager.journal_status()["state"] == "memory"
+        assert manager.wait(manager.execute_job(ReturnJob(1)), WAIT).result == 1
+        manager.shutdown()
+    finally:
+        state.chmod(0o755)
