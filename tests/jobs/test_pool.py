@@ -17,10 +17,11 @@ class Marker(Job):
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the worker's death is the point
 def test_a_worker_killed_by_its_run_is_replaced():
-    ran, done = [], threading.Event()
+    ran, done, dead = [], threading.Event(), []
 
     def run(job):
         if job.name == "fatal":
+            dead.append(threading.current_thread())
             raise SystemExit("something run() could not catch")
         ran.append(job.name)
         if job.name == "last":
@@ -32,6 +33,8 @@ def test_a_worker_killed_by_its_run_is_replaced():
     pool.submit(Marker("last"))
     assert done.wait(WAIT), "the jobs behind the fatal one never ran"
     assert ran == ["next", "last"] and pool.thread_count <= 1
+    dead[0].join(WAIT)  # its end is reported (and ignored, see the mark) within this test
+    assert not dead[0].is_alive()
     pool.close()
 
 
