@@ -4,13 +4,16 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 RUNDIR ?= run
+# Extra requirements installed with the venv, e.g. PINS="paho-mqtt==1.5.1"
+# (the test matrix below pins the oldest versions OpenWrt's feeds ship).
+PINS   ?=
 
-.PHONY: run test lint bench venv clean
+.PHONY: run test test-matrix test-cell lint bench venv clean
 
 $(VENV)/.ready: setup.py requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e . -r requirements-dev.txt
+	$(PY) -m pip install --quiet -e . -r requirements-dev.txt $(PINS)
 	touch $@
 
 venv: $(VENV)/.ready
@@ -23,6 +26,26 @@ run: venv
 ## test: the whole test suite
 test: venv
 	$(PY) -m pytest
+
+# The compatibility matrix: the oldest and newest Python we support, each in
+# a venv of its own, with the paho-mqtt and sh OpenWrt releases ship (19.07:
+# Python 3.7 + paho 1.5.1; 22.03-24.10: paho 1.6.1; our feed: sh 1.14.3).
+# sh 2.x and paho 2.x are what `make test` runs on the default python3.
+PY37         ?= /root/.pyenv/versions/3.7.16/bin/python
+PY313        ?= /root/.pyenv/versions/3.13.0/bin/python
+MATRIX_TESTS ?= tests/test_imports.py tests/jobs tests/opkg tests/api tests/cli tests/modules tests/mqtt
+
+## test-matrix: the engine, opkg, socket API, client, CLI, module and MQTT tests on Python 3.7 and 3.13
+test-matrix:
+	$(MAKE) --no-print-directory test-cell PYTHON=$(PY37) VENV=.venv-py37 PINS="paho-mqtt==1.5.1 sh==1.14.3"
+	$(MAKE) --no-print-directory test-cell PYTHON=$(PY313) VENV=.venv-py313 PINS="paho-mqtt==1.6.1 sh==1.14.3"
+
+# One cell: MATRIX_TESTS in $(VENV) built with $(PYTHON) and $(PINS). The
+# browser test is left out: it checks the page in Chromium, which no Python
+# version changes (the module backends it talks to are covered by the rest).
+test-cell: venv
+	$(PY) -c 'import sys, paho.mqtt as p, sh; print("matrix cell: Python", sys.version.split()[0], "paho-mqtt", p.__version__, "sh", sh.__version__)'
+	$(PY) -m pytest -q --ignore=tests/modules/test_browser.py $(MATRIX_TESTS)
 
 lint: venv
 	$(VENV)/bin/ruff check pineapple devtools tests bench modules tools
