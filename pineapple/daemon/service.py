@@ -63,6 +63,7 @@ class Daemon:
                                   stop_grace=min(10.0, d.shutdown_grace), journal_max_bytes=d.journal_max_bytes)
         if any(section.type == "hook" for section in self.config.extra_sections):
             _ = self.hooks  # a bad `config hook` section stops the start, not a later request
+        self._recover_interrupted()  # before anything can submit: recovery may run opkg
         self._start_mqtt()
         self.server.listen()
         if self._has_schedules():
@@ -94,6 +95,27 @@ class Daemon:
         self.server.close()
         if self.manager is not None:  # it had started (a refused start already said why)
             log.info("stopped")
+
+    def _recover_interrupted(self) -> None:
+        """Finish or undo what jobs a crash interrupted left half done (their
+        journal records still name an intent), before taking new jobs."""
+        pending = self.manager.pending_recoveries()
+        if not pending:
+            return
+        from ..jobs.registry import Recovery
+
+        log.warning("recovering %d job(s) the last stop interrupted", len(pending))
+        for job in pending:
+            try:
+                recovery = self.registry.recover(job.type, job.intent or {})
+            except Exception as exc:  # recovery must never stop the start
+                log.exception("recovery of job %s failed", job.id)
+                recovery = Recovery({"failed": f"{type(exc).__name__}: {exc}"},
+                                    f"recovery failed: {exc}; see the daemon's log")
+            if recovery is None:
+                recovery = Recovery({}, f"recovery: nothing known to undo for a {job.type} job")
+            log.warning("job %s (%s): %s", job.id, job.type, recovery.summary)
+            self.manager.record_recovery(job.id, recovery.report, recovery.summary)
 
     def _drain(self) -> None:
         try:

@@ -71,7 +71,9 @@ class Job(Generic[TResult]):
         self.log_total: int = 0
         self.parent_id: str | None = None
         self.child_id: str | None = None
+        self.intent: dict | None = None  # see save_intent()
         self._sink: EventSink | None = None
+        self._saver: Callable[[Job], bool] | None = None  # the manager's "write my record now"
 
     def _set_options(self, timeout: float | None, max_retries: int | None,
                      retry_delay: float | None, resource: str | None) -> None:
@@ -149,6 +151,21 @@ class Job(Generic[TResult]):
         self.log_total += 1
         self._emit("log", line)
 
+    def save_intent(self, intent: dict | None) -> bool:
+        """Write down, in the job's journal record and before doing it, what
+        the job is about to change outside this process (e.g. the packages an
+        opkg run will install), so a restart after a crash can finish or undo
+        it (docs/engine.md, "What happens after a crash"). ``intent`` is a
+        JSON-safe dict; None once there is nothing left to undo.
+
+        Returns True once the record is written (or when the manager keeps no
+        journal: nothing could be recovered anyway), False when the journal
+        is failing: then doing the work would leave a change no restart
+        could find."""
+        self.intent = intent
+        saver = self._saver
+        return saver(self) if saver is not None else True
+
     def _emit(self, kind: str, data: Any) -> None:
         sink = self._sink
         if sink is not None:
@@ -184,6 +201,7 @@ class Job(Generic[TResult]):
             "parent_id": self.parent_id,
             "child_id": self.child_id,
             "hooks": self.hook_specs,
+            "intent": self.intent,
             "log_total": self.log_total,
         })
         if log:
@@ -208,6 +226,7 @@ class RecordedJob(Job[Any]):
                 setattr(self, key, record[key])
         self.error = record.get("job_error")
         self.hook_specs = record.get("hooks") if isinstance(record.get("hooks"), dict) else None
+        self.intent = record.get("intent") if isinstance(record.get("intent"), dict) else None
         self.attempts = int(record.get("attempts") or 0)
         self.max_retries = int(record.get("max_retries") or 0)
         self.progress = _progress_from(record.get("progress"))

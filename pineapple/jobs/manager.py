@@ -301,6 +301,28 @@ class JobManager:
             if self._journal is not None:
                 self._journal.close()
 
+    def pending_recoveries(self) -> list[Job]:
+        """Jobs read back from the journal whose record still names an
+        :attr:`Job.intent`: work outside this process that a crash may have
+        left half done. Oldest first. Close each with :meth:`record_recovery`."""
+        with self._lock:
+            return [job for job in self._jobs.values() if isinstance(job, RecordedJob) and job.intent is not None]
+
+    def record_recovery(self, job_id: str, report: dict, summary: str) -> None:
+        """Close the recovery of a job from :meth:`pending_recoveries`: its
+        ``result["recovery"]`` becomes ``report``, ``summary`` is added to
+        its error and log, and its intent is cleared (saved at once)."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                return
+            job.result = {**(job.result if isinstance(job.result, dict) else {}), "recovery": report}
+            job.error = f"{job.error}\n{summary}" if job.error else summary
+            job.add_log_line(summary)
+            job.intent = None
+            self._save(job)
+            self._changed.notify_all()
+
     def journal_status(self) -> dict[str, Any]:
         """The journal's health for ``stats``: ``state`` is ``ok``,
         ``failing`` (records kept in memory, submits refused until it can be
@@ -355,6 +377,7 @@ class JobManager:
             raise
         job._callbacks = list(callbacks or ())  # type: ignore[attr-defined]
         job._sink = self._on_job_event
+        job._saver = self._save_now
         if key is not None:
             self._active_keys[key] = job.id
         self._jobs[job.id] = job
@@ -388,18 +411,25 @@ class JobManager:
         self.events.publish(JobEvent(STATE, job.id, job.summary()))
         self._changed.notify_all()
 
-    def _save(self, job: Job) -> None:
-        """Write the job's record. Never raises: a failing journal keeps the
-        record in memory and is retried (see store.py)."""
+    def _save(self, job: Job) -> bool:
+        """Write the job's record; False when it is not on disk. Never
+        raises: a failing journal keeps the record in memory and is retried
+        (see store.py)."""
         if self._journal is None or job.id not in self._jobs:
-            return
+            return True
         try:
             saved = self._journal.write(job.to_dict())
         except Exception:  # an unsavable record (or a bug) must not kill the caller's thread
             self.logger.exception("cannot save the record of job %s", job.id)
-            return
+            return False
         if not saved:
             self._schedule_journal_retry()
+        return saved
+
+    def _save_now(self, job: Job) -> bool:
+        """:meth:`Job.save_intent`: the record, written before the job goes on."""
+        with self._lock:
+            return self._save(job)
 
     def _schedule_journal_retry(self) -> None:
         # A failing journal heals on the next write; this timer heals it when none comes.
@@ -469,7 +499,11 @@ class JobManager:
 
     def _after_attempt(self, job: Job, result: Any, error: str | None, code: str | None) -> None:
         with self._lock:
+            # do_work returned: whatever it set out to change, it has finished or undone itself.
+            had_intent, job.intent = job.intent is not None, None
             if job.outcome is not None:
+                if had_intent:
+                    self._save(job)  # the record closed by the stop-grace timer still named the intent
                 return  # already finished by the stop-grace timer
             reason = job.stop_reason
             if reason is None and error is not None and job.attempts <= job.max_retries:

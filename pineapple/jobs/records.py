@@ -45,7 +45,7 @@ def _structure_problem(record: dict) -> str | None:
     log = record.get("log", [])
     if not isinstance(log, list) or not all(isinstance(line, str) for line in log):
         return "log is not a list of strings"
-    for name in ("params", "hooks"):
+    for name in ("params", "hooks", "intent"):
         if not isinstance(record.get(name), (dict, type(None))):
             return f"{name} is not an object"
     hooks = record.get("hooks") or {}

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import INVALID_FIELD, MISSING_FIELD, UNKNOWN_JOB_TYPE, JobError
 from ..values import accepts, describe
@@ -16,15 +16,27 @@ from .job import Job
 _MISSING = object()
 
 
+class Recovery(NamedTuple):
+    """What a job type's ``recover(intent)`` did after a crash: a JSON-safe
+    ``report`` (it becomes the job's ``result["recovery"]``) and a one-line
+    ``summary`` for the job's error and log."""
+
+    report: dict
+    summary: str
+
+
 @dataclass(frozen=True)
 class JobType:
     """A runnable job type: ``factory(params)`` builds the job (and raises
-    :class:`JobError` with a stable code for bad parameters)."""
+    :class:`JobError` with a stable code for bad parameters); ``recover``,
+    when given, finishes or undoes what a job of this type left half done
+    when the daemon died (it gets the job's :attr:`Job.intent`)."""
 
     name: str
     description: str
     factory: Callable[[dict], Job]
     params: dict[str, str] = field(default_factory=dict)  # parameter -> description
+    recover: Callable[[dict], Recovery] | None = None
 
     def describe(self) -> dict:
         return {"name": self.name, "description": self.description, "params": dict(self.params)}
@@ -37,11 +49,12 @@ class JobTypeRegistry:
         self._types: dict[str, JobType] = {}
 
     def register(self, name: str, factory: Callable[[dict], Job], description: str,
-                 params: dict[str, str] | None = None) -> JobType:
+                 params: dict[str, str] | None = None,
+                 recover: Callable[[dict], Recovery] | None = None) -> JobType:
         """Add a job type; registering a name twice is an error."""
         if name in self._types:
             raise ValueError(f"job type {name!r} is already registered")
-        job_type = JobType(name, description, factory, dict(params or {}))
+        job_type = JobType(name, description, factory, dict(params or {}), recover)
         self._types[name] = job_type
         return job_type
 
@@ -52,6 +65,13 @@ class JobTypeRegistry:
             known = ", ".join(sorted(self._types)) or "none"
             raise JobError(f"unknown job type {name!r} (known: {known})", UNKNOWN_JOB_TYPE)
         return job_type.factory(params)
+
+    def recover(self, name: str, intent: dict) -> Recovery | None:
+        """Run the type's ``recover(intent)``; None when it has none."""
+        job_type = self._types.get(name)
+        if job_type is None or job_type.recover is None:
+            return None
+        return job_type.recover(intent)
 
     def catalogue(self) -> list[dict]:
         return [self._types[name].describe() for name in sorted(self._types)]
