@@ -43,6 +43,7 @@ class Daemon:
         self._opkg: Any = None
         self._scheduler: Any = None
         self._hooks: Any = None
+        self._declared: list[Any] = []  # job types of `config job_type` sections, checked at start
         self._parts_lock = threading.RLock()  # the scheduler builds the registry while holding it
         self._draining: threading.Thread | None = None
         d = config.daemon
@@ -63,6 +64,10 @@ class Daemon:
                                   stop_grace=min(10.0, d.shutdown_grace), journal_max_bytes=d.journal_max_bytes)
         if any(section.type == "hook" for section in self.config.extra_sections):
             _ = self.hooks  # a bad `config hook` section stops the start, not a later request
+        if any(section.type == "job_type" for section in self.config.extra_sections):
+            from .jobtypes import declared_job_types
+
+            self._declared = declared_job_types(self.config.extra_sections)  # imported and checked now
         self._recover_interrupted()  # before anything can submit: recovery may run opkg
         self._start_mqtt()
         self.server.listen()
@@ -194,7 +199,12 @@ class Daemon:
         if self._opkg is None:
             self._opkg = OpkgSystem.from_settings(self.config.opkg)
         registry = JobTypeRegistry()
-        register_opkg_jobs(registry, self._opkg, default_timeout=self.config.daemon.job_timeout or None)
+        default_timeout = self.config.daemon.job_timeout or None
+        register_opkg_jobs(registry, self._opkg, default_timeout=default_timeout)
+        if self._declared:
+            from .jobtypes import register_declared
+
+            register_declared(registry, self._declared, default_timeout)
         return registry
 
     def _start_mqtt(self) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from ..errors import JobError
 from .clock import FakeClock, SystemClock
 from .events import JobEvent
+from .function import FunctionJob
 from .job import Job, RecordedJob
 from .manager import JobManager, Submission
 from .state import (
@@ -32,7 +33,7 @@ from .state import (
 )
 
 __all__ = [
-    "Job", "JobManager", "JobError", "JobEvent", "RecordedJob", "Submission", "Progress",
+    "Job", "FunctionJob", "JobManager", "JobError", "JobEvent", "RecordedJob", "Submission", "Progress",
     "SystemClock", "FakeClock",
     "QUEUED", "HELD", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "INTERRUPTED",
     "ACTIVE_STATES", "TERMINAL_STATES",

@@ -5,7 +5,7 @@ it can never name Python code to import.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -14,6 +14,16 @@ from ..values import accepts, describe
 from .job import Job
 
 _MISSING = object()
+
+# The documented ranges of the parameters every job type takes (docs/protocol.md).
+MAX_TIMEOUT = 7 * 86400.0
+MAX_RETRIES = 10
+MAX_RETRY_DELAY = 3600.0
+RUN_OPTIONS = {
+    "timeout": f"seconds before the job is stopped, > 0 and <= {MAX_TIMEOUT:g} (default: daemon.job_timeout)",
+    "max_retries": f"re-runs after a failure, 0..{MAX_RETRIES} (default 0)",
+    "retry_delay": f"seconds between re-runs, 0..{MAX_RETRY_DELAY:g} (default 0)",
+}
 
 
 class Recovery(NamedTuple):
@@ -122,6 +132,23 @@ class Params:
         if not low <= value <= high:
             raise JobError(f"{self._job_type}: parameter '{name}' must be {low:g}..{high:g}", INVALID_FIELD)
         return value
+
+    def run_options(self, default_timeout: float | None, default_retries: int = 0,
+                    default_delay: float = 0.0) -> dict:
+        """The ``timeout``, ``max_retries`` and ``retry_delay`` every job type
+        takes, in their documented ranges (see :data:`RUN_OPTIONS`)."""
+        return {"timeout": self.positive("timeout", default_timeout, MAX_TIMEOUT),
+                "max_retries": self.ranged("max_retries", int, default_retries, 0, MAX_RETRIES),
+                "retry_delay": self.ranged("retry_delay", float, default_delay, 0.0, MAX_RETRY_DELAY)}
+
+    def rest(self, names: Collection[str] | None, exclude: Collection[str] = ()) -> dict:
+        """Take every parameter left that is in ``names`` (any, when None) and
+        not in ``exclude``; :meth:`finish` refuses what stays."""
+        taken = {name: value for name, value in self._params.items()
+                 if (names is None or name in names) and name not in exclude}
+        for name in taken:
+            del self._params[name]
+        return taken
 
     def finish(self) -> None:
         if self._params:

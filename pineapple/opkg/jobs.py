@@ -24,7 +24,7 @@ from typing import Any
 from .. import errors
 from ..errors import JobError
 from ..jobs import Job
-from ..jobs.registry import JobTypeRegistry, Params
+from ..jobs.registry import RUN_OPTIONS, JobTypeRegistry, Params
 from .names import validate_package_name, validate_package_names
 from .output import OpkgOutcome, parse_progress_line
 from .progress import CEILING, StepProgress
@@ -317,10 +317,7 @@ def register_opkg_jobs(registry: JobTypeRegistry, system: OpkgSystem, default_ti
         p.finish()
         return job
 
-    common = {"timeout": f"seconds before the job is stopped, > 0 and <= {MAX_TIMEOUT:g} "
-                         "(default: daemon.job_timeout)",
-              "max_retries": f"re-runs after a failure, 0..{MAX_RETRIES} (default 0)",
-              "retry_delay": f"seconds between re-runs, 0..{MAX_RETRY_DELAY:g} (default 0)"}
+    common = RUN_OPTIONS
     registry.register("install", install, "Install opkg packages and their dependencies (all or nothing).",
                       {"packages": "list of package names", "dest": "opkg destination, e.g. sd",
                        "update": "auto | always | never: refresh package lists first",
@@ -331,13 +328,5 @@ def register_opkg_jobs(registry: JobTypeRegistry, system: OpkgSystem, default_ti
     registry.register("update", update, "Refresh the opkg package lists (opkg update).", common)
 
 
-# The documented ranges of the parameters every opkg job takes (docs/protocol.md).
-MAX_TIMEOUT = 7 * 86400.0
-MAX_RETRIES = 10
-MAX_RETRY_DELAY = 3600.0
-
-
 def _common(p: Params, default_timeout: float | None) -> dict:
-    return {"timeout": p.positive("timeout", default_timeout, MAX_TIMEOUT),
-            "max_retries": p.ranged("max_retries", int, 0, 0, MAX_RETRIES),
-            "retry_delay": p.ranged("retry_delay", float, 0.0, 0.0, MAX_RETRY_DELAY)}
+    return p.run_options(default_timeout)

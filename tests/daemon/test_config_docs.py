@@ -55,3 +55,12 @@ def test_ranges_are_documented():
                      else f"at least {option.minimum:g}")
             row = next(line for line in text.splitlines() if line.startswith(f"| `{option.name}` |"))
             assert f"range: {bound} |" in row, f"{section}.{option.name}"
+
+
+def test_job_type_options_are_documented():
+    from pineapple.daemon.jobtypes import OPTIONS
+
+    text = DOCS.read_text()
+    section = text[text.index("## Job types of your own"):]
+    rows = set(re.findall(r"^\| `(\w+)` \|", section, re.M))
+    assert rows == set(OPTIONS)
