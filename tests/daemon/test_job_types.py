@@ -210,7 +210,7 @@ def test_cancel_follow_restart_and_hold_work_like_opkg_jobs(jobd):
 def test_a_declared_type_can_be_scheduled(start_daemon, tmp_path):
     write_module(tmp_path / "userjobs")
     config = write_config(tmp_path, CONFIG + '''
-config schedule 'boot-greet'
+config schedule 'boot_greet'
     option job 'greet'
     option params '{"name": "boot"}'
     option startup '1'
@@ -218,10 +218,10 @@ config schedule 'boot-greet'
     daemon = start_daemon(extra_args=["--config", str(config)])
     with daemon.client() as client:
         deadline = time.monotonic() + WAIT
-        while not client.request("schedule_get", schedule_id="boot-greet")["runs"]:
+        while not client.request("schedule_get", schedule_id="boot_greet")["runs"]:
             assert time.monotonic() < deadline, "the schedule never ran"
             time.sleep(0.05)
-        job_id = client.request("schedule_get", schedule_id="boot-greet")["last_job_id"]
+        job_id = client.request("schedule_get", schedule_id="boot_greet")["last_job_id"]
         assert client.wait(job_id, timeout=WAIT)["result"]["text"] == "hi boot"
         added = client.request("schedule_add", schedule_id="later", job="count", params={"to": 4},
                                trigger={"type": "interval", "every": "1h"})
@@ -250,8 +250,6 @@ BAD = [
      "    option params '{\"colour\": 1}'\n", ["config job_type 'greet'", "'colour'"]),
     ("bad-timeout", "config job_type 'greet'\n    option handler 'userjobs:greet'\n    option path '{path}'\n"
      "    option timeout 'soon'\n", ["config job_type 'greet'", "timeout 'soon'"]),
-    ("twice", "config job_type 'greet'\n    option handler 'userjobs:greet'\n    option path '{path}'\n"
-     "config job_type 'greet'\n    option handler 'userjobs:spin'\n", ["config job_type 'greet' is declared twice"]),
     ("bad-name", "config job_type 'Shout'\n    option handler 'userjobs:greet'\n    option path '{path}'\n",
      ["config job_type 'Shout'", "lowercase letters"]),
     ("no-job-argument", "config job_type 'bare'\n    option handler 'userjobs:bare'\n    option path '{path}'\n",
