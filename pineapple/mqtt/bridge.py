@@ -7,24 +7,27 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from typing import Any
 
 from ..api import actions
-from ..api.protocol import INVALID_JSON, INVALID_REQUEST, ApiError
+from ..api.protocol import INVALID_JSON, INVALID_REQUEST, ApiError, parse_json
 from ..jobs.events import LOG, PROGRESS, REMOVED, STATE, JobEvent
 from ._paho import make_client, wait_published
 from .buffer import Message, PublishBuffer
-from .topics import ERROR_REF, REF_PATTERN, Topics, device_id
+from .topics import REF_PATTERN, Topics, device_id
 
 log = logging.getLogger("pineapple.mqtt")
 
 STATE_QOS = 1
 RECONNECT_MAX = 30
 SWEEP_SECONDS = 3.0  # how long to listen for stale retained states after connecting
+RETRY_SECONDS = 1.0  # paho's queue was full: try the owed states again after this
+QUEUE_FULL = 15  # paho's MQTT_ERR_QUEUE_SIZE (same number in 1.5 and 2.x)
 
 
 def _json(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
 class MqttBridge:
@@ -36,6 +39,11 @@ class MqttBridge:
         self.device = device_id(settings.device_id)
         self.topics = Topics.for_device(self.device, settings.topic_prefix)
         self.buffer = PublishBuffer(settings.buffer)
+        # One flush at a time (the event thread, paho's thread and timers all
+        # flush): two taking turns would publish a batch out of order.
+        self._flush_lock = threading.Lock()
+        self._highest: dict[str, float] = {}  # highest progress fraction published per job
+        self._retry_armed = False
         self.connected = False
         # Publishing waits for the SUBACK after a (re)connect: paho resends what it
         # still held from the old connection right after on_connect, and a stale
@@ -64,7 +72,7 @@ class MqttBridge:
     def start(self) -> None:
         """Connect in the background (never blocks on a dead broker)."""
         self._unsubscribe = self.service.manager.add_listener(self._on_job_event)
-        for job in reversed(self.service.manager.list_jobs()):
+        for job in reversed(self.service.manager.list_jobs()):  # every connect publishes them (owe_all_states)
             self.buffer.add_state(self._state_message(job.id, job.summary()))
         self.client.connect_async(self.settings.host, self.settings.port, self.settings.keepalive)
         self.client.loop_start()
@@ -85,7 +93,8 @@ class MqttBridge:
     def notify(self, summary: dict, message: str) -> None:
         """Publish a job hook's notification (QoS 1, not retained)."""
         payload = _json({"device": self.device, "message": message, "job": summary})
-        self.client.publish(self.topics.notifications, payload, qos=1)
+        if self.client.publish(self.topics.notifications, payload, qos=1).rc == QUEUE_FULL:
+            raise RuntimeError("too many MQTT messages waiting for the broker; notification dropped")
 
     def status(self) -> dict:
         return {"connected": self.connected, "prefix": self.topics.prefix,
@@ -96,22 +105,53 @@ class MqttBridge:
         if event.kind == STATE:
             self.buffer.add_state(self._state_message(event.job_id, event.data))
         elif event.kind == REMOVED:
+            self._highest.pop(event.job_id, None)
             self.buffer.add_clear(event.job_id, self.topics.state(event.job_id))
         elif event.kind == PROGRESS:
-            payload = _json(event.data.to_dict())
+            payload = _json(self._monotonic(event.job_id, event.data.to_dict()))
             self.buffer.add_stream(Message(self.topics.progress(event.job_id), payload, 0, False))
         elif event.kind == LOG:
             self.buffer.add_stream(Message(self.topics.log(event.job_id), event.data.encode(), 0, False))
         if self._ready:
             self._flush()
 
+    def _monotonic(self, job_id: str, progress: dict) -> dict:
+        """Progress as published never goes back (a retry starts over at 0):
+        the fraction stays at the highest reached; the message is the new one.
+        Called on the job-event thread only, in event order."""
+        fraction = progress.get("fraction")
+        if fraction is not None:
+            highest = self._highest.get(job_id)
+            if highest is not None and fraction < highest:
+                progress["fraction"] = highest
+            else:
+                self._highest[job_id] = fraction
+        return progress
+
     def _state_message(self, job_id: str, summary: dict) -> Message:
         return Message(self.topics.state(job_id), _json(summary), STATE_QOS, True, job_id)
 
     def _flush(self) -> None:
-        for message in self.buffer.take_all():
-            info = self.client.publish(message.topic, message.payload, message.qos, message.retain)
-            self.buffer.sent(info.mid, message)
+        with self._flush_lock:
+            owed = self.buffer.take_all()
+            for index, entry in enumerate(owed):
+                message = entry[1]
+                info = self.client.publish(message.topic, message.payload, message.qos, message.retain)
+                if info.rc == QUEUE_FULL:  # paho holds too much already: keep the rest owed
+                    self.buffer.unsent(*owed[index:])
+                    self._retry_later()
+                    return
+                self.buffer.sent(info.mid, entry)
+
+    def _retry_later(self) -> None:
+        if not self._retry_armed:
+            self._retry_armed = True
+            self.service.manager.timers.call_later(RETRY_SECONDS, self._retry)
+
+    def _retry(self) -> None:
+        self._retry_armed = False
+        if self._ready:
+            self._flush()
 
     # ------------------------------------------------------ paho callbacks
     def _on_connect(self, client: Any, failure: str | None) -> None:
@@ -120,7 +160,7 @@ class MqttBridge:
             return
         self.connected = True
         log.info("MQTT: connected to %s:%s", self.settings.host, self.settings.port)
-        client.publish(self.topics.status, b"online", qos=1, retain=True)
+        self.buffer.owe_all_states()  # a restarted broker has lost them; any reconnect might
         if self.settings.commands:
             client.subscribe([(self.topics.submit, 1), (self.topics.cancel, 1)])
         # Sweep retained states of forgotten jobs; its SUBACK also says paho's resend is done.
@@ -130,6 +170,8 @@ class MqttBridge:
     def _on_subscribe(self, client: Any, mid: int) -> None:
         if mid == self._sweep_mid:
             self._ready = True
+            # "online" once publishing: a subscriber that waits for it sees every state from then on.
+            client.publish(self.topics.status, b"online", qos=1, retain=True)
             self._flush()
 
     def _end_sweep(self) -> None:
@@ -159,7 +201,7 @@ class MqttBridge:
 
     # ------------------------------------------------------------ commands
     def _command(self, topic: str, payload: bytes) -> None:
-        ref = ERROR_REF
+        ref = None  # unreadable: the answer goes to P/jobs/reply, no valid ref's topic
         try:
             request = _decode_command(payload)
             ref = request.pop("ref")
@@ -178,7 +220,11 @@ class MqttBridge:
 
 def _decode_command(payload: bytes) -> dict:
     try:
-        request = json.loads(payload)
+        request = parse_json(payload.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ApiError("command is not valid UTF-8", INVALID_JSON) from None
+    except RecursionError:
+        raise ApiError("command is not valid JSON: nested too deeply", INVALID_JSON) from None
     except ValueError as exc:
         raise ApiError(f"command is not valid JSON: {exc}", INVALID_JSON) from None
     if not isinstance(request, dict):

@@ -6,7 +6,6 @@ import socket
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 REF_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-ERROR_REF = "error"  # replies to commands whose ref cannot be read go here
 
 
 def device_id(configured: str = "") -> str:
@@ -53,8 +52,10 @@ class Topics:
     def cancel(self) -> str:
         return f"{self.prefix}/jobs/cancel"
 
-    def reply(self, ref: str) -> str:
-        return f"{self.prefix}/jobs/reply/{ref}"
+    def reply(self, ref: str | None) -> str:
+        """``…/jobs/reply/<ref>``; ``…/jobs/reply`` (no ref level, so no valid
+        ref shares it) for a command whose ref could not be read."""
+        return f"{self.prefix}/jobs/reply/{ref}" if ref is not None else f"{self.prefix}/jobs/reply"
 
     def job_id_of(self, topic: str) -> str | None:
         """The job id in a ``…/jobs/<id>/state`` topic."""

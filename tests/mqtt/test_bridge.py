@@ -119,8 +119,8 @@ def test_commands(broker, recorder, start_daemon):
     assert reply
     # malformed payloads get an error reply and nothing runs
     recorder.publish(f"{PREFIX}/jobs/submit", b"{not json")
-    recorder.wait_for(lambda msgs: any(t == f"{PREFIX}/jobs/reply/error" for t, _, _ in msgs))
-    assert recorder.json_on(f"{PREFIX}/jobs/reply/error")[0]["code"] == "invalid_json"
+    recorder.wait_for(lambda msgs: any(t == f"{PREFIX}/jobs/reply" for t, _, _ in msgs))
+    assert recorder.json_on(f"{PREFIX}/jobs/reply")[0]["code"] == "invalid_json"
     recorder.publish(f"{PREFIX}/jobs/submit", json.dumps({"ref": "r2", "job": "install", "packages": ["a;reboot"]}))
     recorder.wait_for(lambda msgs: any(t == f"{PREFIX}/jobs/reply/r2" for t, _, _ in msgs))
     assert recorder.json_on(f"{PREFIX}/jobs/reply/r2")[0]["code"] == "invalid_package_name"
@@ -186,3 +186,90 @@ def test_stale_in_flight_states_never_replace_the_final_one(broker, start_daemon
         assert json.loads(retained[0][1]) == client.poll(job_id), "a stale state is retained"
     finally:
         late.close()
+
+
+def test_every_reconnect_republishes_the_states_of_all_known_jobs(broker, start_daemon):
+    daemon = start_daemon(mqtt_args(broker))
+    client = daemon.client()
+    wait_until(lambda: client.stats()["mqtt"]["connected"], what="daemon connected")
+    job_id = client.install(["tool-a"])["job_id"]
+    client.wait(job_id, timeout=30)
+    wait_until(lambda: client.stats()["mqtt"]["pending_states"] == 0, what="the broker has every state")
+    topic = f"{PREFIX}/jobs/{job_id}/state"
+    for _ in range(2):  # a restarted broker without persistence has forgotten everything, every time
+        broker.restart()
+        watcher = Recorder(broker.port, [topic], client_id="watcher")
+        try:
+            watcher.wait_for(lambda msgs: msgs, timeout=45)  # republished after the reconnect
+        finally:
+            watcher.close()
+        late = Recorder(broker.port, [topic], client_id="late")
+        try:
+            retained = late.wait_for(lambda msgs: msgs, timeout=10)
+            assert retained[0][2] is True, "not retained"
+            assert json.loads(retained[0][1]) == client.poll(job_id)
+        finally:
+            late.close()
+
+
+def test_a_notification_hook_publishes_the_final_state(broker, recorder, start_daemon):
+    daemon = start_daemon(mqtt_args(broker))
+    recorder.wait_for(lambda msgs: any(p == b"online" for _, p, _ in msgs))
+    client = daemon.client()
+    ok = client.install(["tool-b"], on_success=[{"notify": "mqtt", "message": "tool-b is in"}])["job_id"]
+    bad = client.install(["failpkg"], on_failure=[{"notify": "mqtt", "message": "no luck"}])["job_id"]
+    finals = {job_id: client.wait(job_id, timeout=30) for job_id in (ok, bad)}
+    topic = f"{PREFIX}/notifications"
+    recorder.wait_for(lambda msgs: len([t for t, _, _ in msgs if t == topic]) == 2)
+    notes = {note["job"]["job_id"]: note for note in recorder.json_on(topic)}
+    assert notes[ok]["message"] == "tool-b is in" and notes[ok]["device"] == DEVICE
+    assert notes[ok]["job"] == finals[ok] and notes[ok]["job"]["state"] == "succeeded"
+    assert notes[bad]["job"] == finals[bad] and notes[bad]["job"]["state"] == "failed"
+    assert [retain for t, _, retain in recorder.messages if t == topic] == [False, False]
+
+
+def test_progress_never_goes_back_even_when_a_retry_starts_over(broker, recorder, start_daemon):
+    daemon = start_daemon(mqtt_args(broker))
+    recorder.wait_for(lambda msgs: any(p == b"online" for _, p, _ in msgs))
+    client = daemon.client()
+    job_id = client.install(["failpkg"], max_retries=2)["job_id"]
+    final = client.wait(job_id, timeout=60)
+    assert final["state"] == "failed"
+    recorder.wait_for(lambda msgs: any(s.get("is_complete") for s in states_of(recorder, job_id)))
+    messages = [p for t, p, _ in recorder.messages if t == f"{PREFIX}/jobs/{job_id}/log"]
+    assert sum(1 for line in messages if line.startswith(b"$ opkg install")) >= 2, "the job did not retry"
+    fractions = [p["fraction"] for p in recorder.json_on(f"{PREFIX}/jobs/{job_id}/progress")
+                 if p["fraction"] is not None]
+    assert len(fractions) >= 4 and fractions == sorted(fractions), fractions
+
+
+def test_a_command_published_while_the_daemon_is_away_is_not_run_later(broker, recorder, start_daemon):
+    """The documented choice (docs/mqtt.md): commands are live; roll-outs are durable."""
+    daemon = start_daemon(mqtt_args(broker, "mqtt.commands=1"))
+    recorder.wait_for(lambda msgs: any(p == b"online" for _, p, _ in msgs))
+    assert daemon.stop() == 0
+    recorder.publish(f"{PREFIX}/jobs/submit", json.dumps({"ref": "while-away", "job": "install",
+                                                          "packages": ["tool-c"]}))
+    count = len(recorder.messages)
+    daemon.start()
+    recorder.wait_for(lambda msgs: any(p == b"online" for _, p, _ in msgs[count:]))
+    with pytest.raises(AssertionError):
+        recorder.wait_for(lambda msgs: any(t.endswith("/reply/while-away") for t, _, _ in msgs), timeout=2)
+    assert daemon.client().list()["total"] == 0
+
+
+def test_an_unreadable_ref_never_shares_the_topic_of_a_valid_ref(broker, recorder, start_daemon):
+    daemon = start_daemon(mqtt_args(broker, "mqtt.commands=1"))
+    recorder.wait_for(lambda msgs: any(p == b"online" for _, p, _ in msgs))
+    recorder.publish(f"{PREFIX}/jobs/cancel", json.dumps({"ref": "error", "job_id": "nope"}))
+    for bad in (b"\xff not utf-8", json.dumps({"ref": "bad ref!", "job_id": "x"}),
+                json.dumps({"ref": "\ud800", "job_id": "x"}), b'{"ref": NaN}'):
+        recorder.publish(f"{PREFIX}/jobs/cancel", bad)
+    recorder.wait_for(lambda msgs: len([t for t, _, _ in msgs if t == f"{PREFIX}/jobs/reply"]) == 4)
+    named = recorder.json_on(f"{PREFIX}/jobs/reply/error")
+    assert [(a["ref"], a["code"]) for a in named] == [("error", "unknown_job")]
+    unreadable = recorder.json_on(f"{PREFIX}/jobs/reply")
+    assert all(a["ref"] is None and a["ok"] is False for a in unreadable)
+    assert sorted(a["code"] for a in unreadable) == ["invalid_json", "invalid_json", "invalid_json",
+                                                      "invalid_request"]
+    assert daemon.client().ping()["pong"] is True
