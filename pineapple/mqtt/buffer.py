@@ -18,7 +18,7 @@ from __future__ import annotations
 import heapq
 import threading
 from collections import OrderedDict, deque
-from typing import NamedTuple, Tuple
+from typing import NamedTuple, Tuple  # noqa: UP035 (a runtime alias: 3.7 has no tuple[...])
 
 CLEAR = b""  # an empty retained message removes the retained state
 
@@ -31,7 +31,7 @@ class Message(NamedTuple):
     job_id: str | None = None  # set for state (and clear) messages
 
 
-Entry = Tuple[int, Message]  # (sequence number, message)
+Entry = Tuple[int, Message]  # noqa: UP006 (sequence number, message)
 
 
 class PublishBuffer:
