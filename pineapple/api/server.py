@@ -148,10 +148,7 @@ class ApiServer:
         self.group = group
         self.max_connections = max_connections
         self.idle_timeout = idle_timeout
-        self._allowed_uids = {0, os.getuid(), *allowed_uids}
-        self._allowed_gids = set(allowed_gids)
-        if not group:  # the socket keeps the daemon's group: its members may connect (docs/protocol.md)
-            self._allowed_gids.add(os.getgid())
+        self._allowed_uids, self._allowed_gids = _access(group, allowed_uids, allowed_gids)
         self._epoll = select.epoll()
         self._listener: socket.socket | None = None
         self._listen_fd = -1
@@ -250,6 +247,28 @@ class ApiServer:
             os.close(self._wake_r)
             os.close(self._wake_w)
             self._wake_r = self._wake_w = -1
+
+    def configure(self, *, group: str, allowed_uids: set[int], allowed_gids: set[int], max_connections: int,
+                  idle_timeout: float) -> None:
+        """Change who may connect and the connection limits while serving
+        (the daemon's reload; any thread). The socket file gets the new
+        group at once; connections already open stay. Raises
+        :class:`ServerError` (nothing changed) for a group that does not exist."""
+        gid = _group_id(group) if group else os.getgid()
+        uids, gids = _access(group, allowed_uids, allowed_gids)
+        if group:
+            gids.add(gid)
+        if self._listener is not None and group != self.group:
+            os.chown(self.path, -1, gid)
+
+        def apply() -> None:
+            self.group, self.max_connections, self.idle_timeout = group, max_connections, idle_timeout
+            self._allowed_uids, self._allowed_gids = uids, gids
+            if self._conns or self._lingering:
+                self._idle_deadline = monotonic()  # look again with the new idle timeout
+            self._resume_accepting()
+
+        self.call_soon(apply)
 
     @property
     def connection_count(self) -> int:
@@ -735,6 +754,16 @@ def _unlink_quietly(path: str) -> None:
     except OSError as exc:
         if exc.errno != errno.ENOENT:
             log.warning("cannot remove %s: %s", path, exc)
+
+
+def _access(group: str, uids: set[int], gids: set[int]) -> tuple[set[int], set[int]]:
+    """The uids and gids that may connect: root, the daemon's own uid, the
+    configured ones and, when the socket keeps the daemon's group, its
+    members (docs/protocol.md); the socket group is added once resolved."""
+    allowed_gids = set(gids)
+    if not group:
+        allowed_gids.add(os.getgid())
+    return {0, os.getuid(), *uids}, allowed_gids
 
 
 def _group_id(group: str) -> int:

@@ -17,7 +17,9 @@ these flags. Every option and its default: docs/config.md.
 
 Signals: SIGTERM/SIGINT finish running jobs (up to daemon.shutdown_grace
 seconds, then cancel them), save the journal, remove the socket and exit 0;
-a second signal cancels running jobs at once.
+a second signal cancels running jobs at once. SIGHUP re-reads the
+configuration and applies it without stopping jobs (daemon.socket and
+daemon.state_dir need a restart; the log says so).
 """
 
 # flag -> "section.option"
@@ -119,15 +121,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.print_config:
         return _print_config(config)
     setup_logging(config.daemon.log_level)
-    return run(config)
+    overrides = overrides_from(args)
+    return run(config, lambda: load_config(args.config, overrides=overrides))
 
 
-def run(config) -> int:
+def run(config, reload_config=None) -> int:
+    """Run the daemon until SIGTERM/SIGINT; SIGHUP reloads with ``reload_config()``."""
     from ..api.server import ServerError
     from .service import Daemon
 
     log = logging.getLogger("pineapple.daemon")
-    daemon = Daemon(config)
+    daemon = Daemon(config, reload_config)
+    # Before anything else: SIGHUP's default action would end the process.
+    signal.signal(signal.SIGHUP, lambda _num, _frame: daemon.request_reload())
     try:
         daemon.start()
     except (ServerError, OSError) as exc:

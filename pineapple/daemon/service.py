@@ -7,7 +7,9 @@ job types and the opkg layer are set up on first use (the first ``submit``,
 ``job_types`` or ``installed``): an idle daemon does not carry them.
 :meth:`Daemon.serve` runs the I/O loop until a stop is requested; the first
 SIGTERM/SIGINT drains (no new jobs, running jobs get ``shutdown_grace``
-seconds, then are cancelled), a second one cancels at once.
+seconds, then are cancelled), a second one cancels at once. SIGHUP
+(:meth:`Daemon.request_reload`) re-reads the configuration and applies it
+without stopping jobs (:mod:`.reload`).
 :meth:`Daemon.close` flushes the journal and removes the socket.
 """
 from __future__ import annotations
@@ -17,6 +19,7 @@ import os
 import socket as _socket
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
@@ -34,8 +37,12 @@ log = logging.getLogger("pineapple.daemon")
 class Daemon:
     """One running pineapple-jobd."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, reload_config: Callable[[], Config] | None = None) -> None:
         self.config = config
+        self._reload_config = reload_config  # reads the configuration again (SIGHUP)
+        self._reload_lock = threading.Lock()
+        self._reloading = False
+        self._reload_again = False
         self.started = time.monotonic()
         self.manager: JobManager | None = None
         self.mqtt: Any = None
@@ -89,6 +96,40 @@ class Daemon:
         else:
             log.info("stopping now (%s): cancelling running jobs", reason)
             threading.Thread(target=self.manager.stop_running, daemon=True).start()
+
+    def request_reload(self) -> None:
+        """Re-read the configuration and apply it (SIGHUP; safe from a signal
+        handler). Reloads run one at a time on their own thread; one asked
+        for while another runs follows it."""
+        self.server.call_soon(self._start_reload)
+
+    def reload(self) -> bool:
+        """Re-read and apply the configuration now (see :mod:`.reload`)."""
+        from .reload import reload_daemon
+
+        if self._reload_config is None or self._draining is not None:
+            return False
+        return reload_daemon(self, self._reload_config)
+
+    def _start_reload(self) -> None:
+        with self._reload_lock:
+            if self._reloading:
+                self._reload_again = True
+                return
+            self._reloading = True
+        threading.Thread(target=self._reload_loop, name="pineapple-reload", daemon=True).start()
+
+    def _reload_loop(self) -> None:
+        while True:
+            try:
+                self.reload()
+            except Exception:  # a bug in a reload must not take the daemon down
+                log.exception("reload failed")
+            with self._reload_lock:
+                if not self._reload_again:
+                    self._reloading = False
+                    return
+                self._reload_again = False
 
     def close(self) -> None:
         """Release everything (after :meth:`serve` returned)."""
@@ -206,6 +247,36 @@ class Daemon:
 
             register_declared(registry, self._declared, default_timeout)
         return registry
+
+    # ------------------------------------------------- applied by a reload
+    def reset_job_types(self) -> None:
+        """Build the job types and the opkg layer again from :attr:`config`
+        on next use; running jobs keep theirs."""
+        with self._parts_lock:
+            self._registry = None
+            self._opkg = None
+
+    def reload_schedules(self) -> None:
+        """Apply :attr:`config`'s schedules (all or nothing); builds the
+        scheduler if schedules appeared."""
+        from ..jobs.schedule.scheduler import schedules_from_config
+
+        definitions = schedules_from_config(self.config.extra_sections)
+        if self._scheduler is not None:
+            self._scheduler.reload(definitions)
+        elif definitions:
+            _ = self.scheduler
+
+    def set_hooks(self, hooks: Any) -> None:
+        """The hook commands for jobs submitted from now on."""
+        self._hooks = hooks
+
+    def restart_mqtt(self) -> None:
+        """Stop the MQTT bridge and start one with :attr:`config`'s settings."""
+        if self.mqtt is not None:
+            self.mqtt.stop()
+            self.mqtt = None
+        self._start_mqtt()
 
     def _start_mqtt(self) -> None:
         if not self.config.mqtt.enabled:

@@ -50,6 +50,9 @@ _STOP_OUTCOMES = {
 }
 
 
+_KEEP: Any = object()  # set_limits: "leave this limit as it is"
+
+
 class Submission(NamedTuple):
     """What :meth:`JobManager.submit` answers: the id, and whether an equal
     job was already queued or running (then ``job_id`` is that job's)."""
@@ -332,6 +335,38 @@ class JobManager:
             return {"state": "off", "path": None, "records": 0, "error": None, "failing_since": None,
                     "skipped": 0}
         return self._journal.status()
+
+    def set_limits(self, *, workers: int | None = None, retention: Any = _KEEP, max_finished: Any = _KEEP,
+                   max_queued: int | None = None, stop_grace: float | None = None,
+                   journal_max_bytes: int | None = None) -> None:
+        """Change limits while jobs run (the daemon's reload). Arguments left
+        out stay as they are; ``retention``/``max_finished`` may be None
+        (no limit). Shorter retention or fewer finished jobs prune at once;
+        a smaller pool lets running jobs finish (surplus threads then exit)."""
+        with self._lock:
+            if workers is not None:
+                self._pool.resize(workers)
+            if max_queued is not None:
+                self.max_queued = max_queued
+            if stop_grace is not None:
+                self.stop_grace = stop_grace
+            if journal_max_bytes is not None and self._journal is not None:
+                self._journal.max_bytes = journal_max_bytes
+            if retention is not _KEEP or max_finished is not _KEEP:
+                self.retention = self.retention if retention is _KEEP else retention
+                self.max_finished = self.max_finished if max_finished is _KEEP else max_finished
+                self._reapply_retention()
+
+    def _reapply_retention(self) -> None:
+        """Lock held: prune by the new limits and re-arm the expiry timer."""
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+        while self.max_finished is not None and len(self._finished) > self.max_finished:
+            self._drop(next(iter(self._finished)))
+        if self.retention is not None and self._finished:
+            self._expire()
+        self._schedule_expiry()
 
     @property
     def thread_count(self) -> int:

@@ -78,6 +78,17 @@ class WorkerPool:
             self._cond.notify_all()
         return leftover
 
+    def resize(self, size: int) -> None:
+        """Run on at most ``size`` threads from now on: more start as work
+        waits; surplus threads exit when their current job returns."""
+        if size < 1:
+            raise ValueError("a pool needs at least one worker")
+        with self._cond:
+            self.size = size
+            while len(self._ready) > self._idle and len(self._threads) < self.size:
+                self._start_worker()
+            self._cond.notify_all()  # idle surplus workers wake up and exit
+
     def join(self, timeout: float | None = None) -> None:
         for thread in list(self._threads):
             if thread is not threading.current_thread():
@@ -148,8 +159,15 @@ class WorkerPool:
 
     def _next_job(self) -> Job | None:
         with self._cond:
-            while not self._ready and not self._closed:
+            while not self._ready and not self._closed and not self._surplus():
                 self._idle += 1
                 self._cond.wait()
                 self._idle -= 1
+            if self._surplus():
+                self._threads.remove(threading.current_thread())
+                return None
             return self._ready.popleft() if self._ready else None
+
+    def _surplus(self) -> bool:
+        # Lock held. The pool shrank (resize): this thread is one too many.
+        return len(self._threads) > self.size

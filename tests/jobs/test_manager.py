@@ -3,6 +3,7 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
+import time
 
 import pytest
 
@@ -531,3 +532,50 @@ def test_success_and_failure_hooks_never_change_the_outcome(manager):
     assert manager.wait(bad_id, WAIT).state == "failed"
     assert sorted(seen) == sorted([("ok", ok_id), ("failed", "boom")])
     assert any("hook broken_hook failed: hook bug" in line for line in ok.log)
+
+
+# ------------------------------------------------------- limits changed live
+def test_set_limits_grows_and_shrinks_the_pool_while_jobs_run(clock):
+    manager = JobManager("limits", clock=clock, workers=1, stop_grace=5)
+    try:
+        jobs = [BlockingJob() for _ in range(3)]
+        for job in jobs:
+            manager.submit(job)
+        assert jobs[0].started.wait(WAIT) and not jobs[1].started.is_set()
+        manager.set_limits(workers=3)  # the waiting jobs start at once
+        assert jobs[1].started.wait(WAIT) and jobs[2].started.wait(WAIT)
+        manager.set_limits(workers=1)  # running jobs are not touched
+        assert manager.workers == 1 and manager.thread_count == 3
+        for job in jobs:
+            job.release.set()
+        for job in jobs:
+            assert manager.wait(job.id, timeout=WAIT).state == "succeeded"
+        deadline = time.monotonic() + WAIT
+        while manager.thread_count > 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert manager.thread_count == 1  # the surplus threads exited after their jobs
+        later = ReturnJob(7)
+        manager.submit(later)
+        assert manager.wait(later.id, timeout=WAIT).state == "succeeded"
+    finally:
+        manager.shutdown(wait=False)
+
+
+def test_set_limits_prunes_by_the_new_retention_and_count(clock):
+    manager = JobManager("limits", clock=clock, workers=2, retention=600, max_finished=10)
+    try:
+        ids = []
+        for value in range(5):
+            job = ReturnJob(value)
+            manager.submit(job)
+            manager.wait(job.id, timeout=WAIT)
+            ids.append(job.id)
+        manager.set_limits(max_finished=3)
+        assert {job.id for job in manager.list_jobs()} == set(ids[-3:])  # the oldest went first
+        clock.advance(120)
+        manager.set_limits(retention=60)  # older than the new retention: gone now
+        assert manager.list_jobs() == []
+        manager.set_limits(max_queued=1)
+        assert manager.max_queued == 1 and manager.retention == 60 and manager.max_finished == 3
+    finally:
+        manager.shutdown(wait=False)

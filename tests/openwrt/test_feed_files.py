@@ -112,18 +112,22 @@ PROCD_STUBS = textwrap.dedent("""
     procd_set_param() { echo "param $*"; }
     procd_close_instance() { echo "close"; }
     procd_add_reload_trigger() { echo "trigger $*"; }
+    procd_send_signal() { echo "signal $*"; }
+    start() { start_service; }
+    stop() { echo "stop"; }
 """)
 
 
-def run_init(tmp_path: Path, overrides: dict[tuple[str, str], str] | None = None) -> list[str]:
-    """Source the init script with the shipped config (plus overrides) and
-    return what start_service and service_triggers told procd."""
+def run_init(tmp_path: Path, overrides: dict[tuple[str, str], str] | None = None,
+             calls: str = "start_service\nservice_triggers\n") -> list[str]:
+    """Source the init script with the shipped config (plus overrides), run
+    ``calls`` and return what they told procd."""
     values = {(s.name, k): v for s in load_uci(str(CONFIG)) for k, v in s.options.items() if isinstance(v, str)}
     values.update(overrides or {})
     assignments = "".join(f"CONFIG_{section}_{option}={shlex.quote(value)}\n"
                           for (section, option), value in values.items())
     script = tmp_path / "run.sh"
-    script.write_text(PROCD_STUBS + assignments + f". {shlex.quote(str(INIT))}\nstart_service\nservice_triggers\n")
+    script.write_text(PROCD_STUBS + assignments + f". {shlex.quote(str(INIT))}\n{calls}")
     result = subprocess.run(["sh", str(script)], capture_output=True, text=True, timeout=10)
     assert result.returncode == 0, result.stderr
     return result.stdout.splitlines()
@@ -145,10 +149,20 @@ def test_init_script_asks_procd_for_a_supervised_instance(tmp_path: Path) -> Non
         "param term_timeout 45",  # shutdown_grace 30 + 15
         "param stdout 1",
         "param stderr 1",
-        "param file /etc/config/pineapple-jobd",
+        "param reload_signal HUP",
         "close",
         "trigger pineapple-jobd",
     ]
+
+
+def test_reload_signals_the_daemon_instead_of_restarting_it(tmp_path: Path) -> None:
+    """`reload` (and reload_config's trigger) must not stop running jobs: it
+    passes procd the service section again and sends SIGHUP."""
+    lines = run_init(tmp_path, calls="reload_service\n")
+    assert "stop" not in lines
+    assert lines[0] == "open " and "param reload_signal HUP" in lines
+    assert lines[-1] == "signal pineapple-jobd"  # procd's default signal is SIGHUP
+    assert not any(line.startswith("param file") for line in lines)  # a changed file would restart it
 
 
 def test_init_script_follows_the_config(tmp_path: Path) -> None:

@@ -366,6 +366,36 @@ class Scheduler:
             self._apply_config(list(config))
             self._save()
 
+    def reload(self, config: Iterable[ScheduleDefinition] = ()) -> None:
+        """Apply the config file's schedules again (the daemon's SIGHUP), as
+        :meth:`load` does but without re-reading ``schedules.json``; all or
+        nothing: on :class:`ScheduleConfigError` the schedules stay as they
+        were. Wall-clock schedules without a ``timezone`` are rebuilt when
+        the device's zone changed, so they follow the new local time."""
+        with self._lock:
+            before = dict(self._schedules)
+            try:
+                self._apply_config(list(config))
+                self._follow_local_zone()
+            except ScheduleConfigError:
+                self._schedules = before
+                raise
+            self._changed()
+
+    def _follow_local_zone(self) -> None:
+        from .cron import CronTrigger
+
+        for schedule in list(self._schedules.values()):
+            trigger = schedule.trigger
+            if not isinstance(trigger, CronTrigger) or "timezone" in schedule.spec:
+                continue
+            rebuilt = parse_trigger(schedule.spec, self._now())
+            if rebuilt.timezone != trigger.timezone:
+                log.info("schedule %s follows the new local time zone", schedule.id)
+                fresh = Schedule(schedule.id, schedule.job, schedule.params, rebuilt, schedule.spec,
+                                 source=schedule.source, **schedule.options())
+                self._install(fresh, schedule, same_trigger=False)
+
     def start(self) -> None:
         """Arm the timer; start-up schedules run now (after their delay)."""
         with self._lock:
