@@ -151,8 +151,9 @@ class WorkerPool:
         """A worker ends: forget it, and start a replacement if work is
         waiting (a worker killed by something run() could not catch)."""
         with self._cond:
-            if thread in self._threads:
-                self._threads.remove(thread)
+            if thread not in self._threads:
+                return  # a surplus worker after a resize, already forgotten
+            self._threads.remove(thread)
             if not self._closed and self._ready:
                 log.error("worker %s ended with jobs waiting; starting another", thread.name)
                 self._wake_worker()
