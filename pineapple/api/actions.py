@@ -37,7 +37,8 @@ if TYPE_CHECKING:  # the registry (and the dataclasses it uses) is loaded with t
 MAX_PAGE = 500
 MAX_LOG_PAGE = 1000
 # Keys of a submit request that are not job parameters.
-_SUBMIT_KEYS = frozenset(("action", "id", "job", "hold", "on_success", "on_failure"))
+_SUBMIT_KEYS = frozenset(("action", "id", "job", "hold", "wait", "on_success", "on_failure"))
+MAX_WAIT = 3600.0  # seconds a `wait` submit may wait for room at most (true: no limit)
 
 
 def handle(service: Service, request: dict) -> Any:
@@ -70,6 +71,7 @@ def ping(service: Service, request: dict) -> dict:
 def submit(service: Service, request: dict) -> dict:
     job_type = field(request, "job", str)
     hold = field(request, "hold", bool, False)
+    _check_wait(request)
     params = {k: v for k, v in request.items() if k not in _SUBMIT_KEYS}
     job = service.registry.create(job_type, params)
     _attach_hooks(service, job, request)
@@ -208,6 +210,15 @@ HANDLERS.update({name: _schedule_action(name) for name in SCHEDULE_ACTIONS})
 
 
 # ------------------------------------------------------------------ helpers
+def _check_wait(request: dict) -> None:
+    """``wait``: true, false, or seconds (0 < s <= MAX_WAIT). The socket
+    server does the waiting (pineapple/api/server.py); elsewhere (MQTT) a
+    full queue is answered ``queue_full`` at once."""
+    wait = field(request, "wait", (bool, float), False)
+    if not isinstance(wait, bool) and not 0 < wait <= MAX_WAIT:
+        raise ApiError(f"field 'wait' must be true, false or seconds (0 < s <= {MAX_WAIT:g})", INVALID_FIELD)
+
+
 def _attach_hooks(service: Service, job: Job, request: dict) -> None:
     if request.get("on_success") is None and request.get("on_failure") is None:
         return

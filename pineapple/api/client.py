@@ -14,6 +14,7 @@ answers on the socket. After a daemon restart the client reconnects by itself.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -128,9 +129,18 @@ class JobClient:
     def ping(self) -> dict:
         return self.request("ping")
 
-    def submit(self, job: str, **params: Any) -> dict:
-        """Submit a job of a registered type; answers ``job_id`` and ``duplicate``."""
-        return self.request("submit", job=job, **params)
+    def submit(self, job: str, *, wait: bool | float = False, **params: Any) -> dict:
+        """Submit a job of a registered type; answers ``job_id`` and ``duplicate``.
+
+        With ``wait`` (True, or at most that many seconds) a full queue is
+        waited out instead of answered with ``queue_full``: the daemon
+        answers once the job is queued (docs/protocol.md). The answer's wait
+        does not count against this client's ``timeout``."""
+        if not wait:
+            return self.request("submit", job=job, **params)
+        extra = None if wait is True or self.timeout is None else float(wait)
+        with self._reading_for(extra, unbounded=wait is True):
+            return self.request("submit", job=job, wait=wait, **params)
 
     def install(self, packages: list[str], **options: Any) -> dict:
         return self.submit("install", packages=list(packages), **options)
@@ -252,6 +262,17 @@ class JobClient:
             if retry and message["action"] in _IDEMPOTENT:
                 return self._exchange(message, retry=False)
             raise DaemonUnavailable(f"no answer from pineapple-jobd at {self.path}: {exc}") from None
+
+    @contextlib.contextmanager
+    def _reading_for(self, extra: float | None, unbounded: bool) -> Iterator[None]:
+        """Give the next answer ``extra`` more seconds (or none of a limit)."""
+        conn = self._connect()
+        conn.sock.settimeout(None if unbounded or self.timeout is None else self.timeout + (extra or 0.0))
+        try:
+            yield
+        finally:
+            if self._conn is conn:
+                conn.sock.settimeout(self.timeout)
 
     def _connect(self) -> _LineSocket:
         if self._conn is None:

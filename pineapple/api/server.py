@@ -37,8 +37,9 @@ from collections.abc import Callable
 from time import monotonic
 from typing import Any
 
+from ..errors import QUEUE_FULL
 from ..jobs.events import LOG, PROGRESS, REMOVED, STATE, JobEvent
-from ..jobs.state import TERMINAL_STATES
+from ..jobs.state import HELD, QUEUED, TERMINAL_STATES
 from . import actions
 from .protocol import (
     FORBIDDEN,
@@ -69,6 +70,7 @@ REFUSED_LINGER = 2.0           # seconds a refused client may still send (ignore
 MAX_LINGERING = 16             # refused clients kept lingering at most; more are closed at once
 _UCRED = struct.Struct("3i")
 _EPOLLIN, _EPOLLOUT = select.EPOLLIN, select.EPOLLOUT
+_WAITING_STATES = frozenset((QUEUED, HELD))  # a job in these still takes its place in the queue
 _READABLE = select.EPOLLIN | select.EPOLLHUP | select.EPOLLERR
 _WRITABLE = select.EPOLLOUT | select.EPOLLHUP | select.EPOLLERR
 # SO_PEERGROUPS (Linux >= 4.13) has the generic number 59 wherever SO_PEERCRED
@@ -117,9 +119,20 @@ def _peer_of(sock: socket.socket) -> Peer:
     return Peer(pid, uid, gid, groups)
 
 
+class Parked:
+    """A ``submit`` with ``wait`` that found the queue full: answered once
+    there is room (or its deadline passes); the connection's later requests
+    wait behind it, as behind a ``follow``."""
+
+    __slots__ = ("request", "request_id", "deadline", "since")
+
+    def __init__(self, request: dict, request_id: Any, deadline: float | None, since: float) -> None:
+        self.request, self.request_id, self.deadline, self.since = request, request_id, deadline, since
+
+
 class Connection:
     __slots__ = ("sock", "fd", "peer", "inbuf", "outbuf", "last_active", "following", "last_state",
-                 "closing", "closed", "eof", "paused", "events")
+                 "parked", "closing", "closed", "eof", "paused", "events")
 
     def __init__(self, sock: socket.socket, peer: Peer, now: float) -> None:
         self.sock = sock
@@ -130,6 +143,7 @@ class Connection:
         self.last_active = now
         self.following: str | None = None   # job id whose events this connection streams
         self.last_state: dict | None = None  # the state a follower got last
+        self.parked: Parked | None = None  # a `wait` submit waiting for room in the queue
         self.closing = False  # close once outbuf is flushed
         self.closed = False
         self.eof = False
@@ -156,6 +170,8 @@ class ApiServer:
         self._lock_fd: int | None = None
         self._conns: dict[int, Connection] = {}
         self._followers: dict[str, set[Connection]] = {}
+        self._parked: deque[Connection] = deque()  # waiting submits, oldest first
+        self._room_changed = False  # set by the event thread: a job left the queue
         self._events: deque[JobEvent] = deque()
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._wake_pending = False
@@ -433,8 +449,15 @@ class ApiServer:
         self._resume_accepting()
         now = monotonic()
         limit = now - self.idle_timeout
-        earliest = None
+        earliest = earliest_wait = None
         for conn in list(self._conns.values()):
+            if conn.parked is not None:
+                if conn.parked.deadline is not None:
+                    if conn.parked.deadline <= now:
+                        self._give_up_waiting(conn)
+                    elif earliest_wait is None or conn.parked.deadline < earliest_wait:
+                        earliest_wait = conn.parked.deadline
+                continue  # waiting for room is not idleness
             if conn.following is not None:
                 continue  # a follower waits for its job, however long that takes
             if conn.last_active <= limit:
@@ -443,6 +466,8 @@ class ApiServer:
             elif earliest is None or conn.last_active < earliest:
                 earliest = conn.last_active
         deadline = None if earliest is None else earliest + self.idle_timeout
+        if earliest_wait is not None and (deadline is None or earliest_wait < deadline):
+            deadline = earliest_wait
         for fd, (_, until) in list(self._lingering.items()):
             if until <= now:
                 self._close_refused(fd)
@@ -455,6 +480,9 @@ class ApiServer:
             return
         conn.closed = True
         self._unfollow(conn)
+        if conn.parked is not None:
+            conn.parked = None
+            self._parked.remove(conn)
         self._conns.pop(conn.fd, None)
         if conn.events:
             try:
@@ -467,7 +495,7 @@ class ApiServer:
 
     # ================================================================ reading
     def _read(self, conn: Connection) -> None:
-        if conn.following is not None and not _reading(conn):
+        if (conn.following is not None or conn.parked is not None) and not _reading(conn):
             return  # woken by a hang-up while full: the rest waits in the kernel
         try:
             data = conn.sock.recv(READ_CHUNK)
@@ -477,11 +505,14 @@ class ApiServer:
             self._drop(conn)
             return
         conn.last_active = monotonic()
+        if not data and conn.parked is not None:
+            self._drop(conn)  # hanging up withdraws a waiting submit: nobody would read its answer
+            return
         if not data:
             conn.eof = True
             self._process_lines(conn)
         elif not conn.inbuf and data.find(b"\n") == len(data) - 1 and len(data) <= MAX_LINE + 1 \
-                and conn.following is None and not conn.outbuf and not conn.closing:
+                and conn.following is None and conn.parked is None and not conn.outbuf and not conn.closing:
             self._handle_line(conn, data[:-1])  # the usual case: exactly one request
         else:
             conn.inbuf += data
@@ -496,7 +527,7 @@ class ApiServer:
         start = 0
         complete = True  # every complete line was handled
         while not conn.closing and not conn.closed:
-            if conn.following is not None:
+            if conn.following is not None or conn.parked is not None:
                 complete = not buf[start:].strip()
                 break
             end = buf.find(b"\n", start)
@@ -515,7 +546,7 @@ class ApiServer:
         if start:
             del buf[:start]
         conn.paused = not complete
-        if complete and conn.following is None and not conn.closing and not conn.closed:
+        if complete and conn.following is None and conn.parked is None and not conn.closing and not conn.closed:
             self._handle_partial(conn)
 
     def _handle_partial(self, conn: Connection) -> None:
@@ -547,6 +578,8 @@ class ApiServer:
                 return self._poll_job(request, request_id)
             if action == "follow":
                 return self._start_follow(conn, request)
+            if action == "submit" and request.get("wait") not in (None, False):
+                return self._submit_or_park(conn, request, request_id)
             return answer_ok(actions.handle(self.service, request), request_id)
         except ApiError as exc:
             return fail(exc.message, exc.code, request_id)
@@ -602,7 +635,8 @@ class ApiServer:
             if not out and (conn.closing or (conn.eof and not conn.inbuf and conn.following is None)):
                 self._drop(conn)
                 return
-            if blocked or conn.following is not None or not conn.paused or len(out) >= PAUSE_READING_AT:
+            if blocked or conn.following is not None or conn.parked is not None or not conn.paused \
+                    or len(out) >= PAUSE_READING_AT:
                 break
             self._process_lines(conn)
         self._update_interest(conn)
@@ -624,6 +658,56 @@ class ApiServer:
         else:
             self._epoll.modify(conn.fd, events)
         conn.events = events
+
+    # ====================================================== waiting for room
+    def _submit_or_park(self, conn: Connection, request: dict, request_id: Any) -> bytes:
+        """``submit`` with ``wait``: queued now, or answered once there is
+        room (docs/protocol.md); b"" while it waits."""
+        wait = request.get("wait")
+        try:
+            return answer_ok(actions.handle(self.service, request), request_id)
+        except ApiError as exc:
+            if exc.code != QUEUE_FULL:
+                raise
+        now = monotonic()
+        deadline = None if wait is True else now + float(wait)  # actions.submit checked its type
+        conn.parked = Parked(request, request_id, deadline, now)
+        self._parked.append(conn)
+        if deadline is not None and (self._idle_deadline is None or deadline < self._idle_deadline):
+            self._idle_deadline = deadline
+        return b""
+
+    def _retry_parked(self) -> None:
+        """Submit the waiting requests, oldest first, while there is room."""
+        while self._parked:
+            conn = self._parked[0]
+            parked = conn.parked
+            try:
+                answer = answer_ok(actions.handle(self.service, parked.request), parked.request_id)
+            except ApiError as exc:
+                if exc.code == QUEUE_FULL:
+                    return  # still full: the oldest keeps its turn
+                answer = fail(exc.message, exc.code, parked.request_id)
+            except Exception as exc:
+                log.exception("internal error submitting a waiting request")
+                answer = fail(f"internal error: {type(exc).__name__}: {exc}", INTERNAL_ERROR, parked.request_id)
+            self._unpark(conn, answer)
+
+    def _give_up_waiting(self, conn: Connection) -> None:
+        parked = conn.parked
+        waited = monotonic() - parked.since
+        limit = self.service.manager.max_queued
+        self._unpark(conn, fail(f"too many queued jobs (limit {limit}), still after waiting {waited:.0f}s",
+                                QUEUE_FULL, parked.request_id))
+
+    def _unpark(self, conn: Connection, answer: bytes) -> None:
+        self._parked.remove(conn)
+        conn.parked = None
+        conn.last_active = monotonic()
+        if self._idle_deadline is None:
+            self._idle_deadline = conn.last_active + self.idle_timeout
+        self._reply(conn, answer)
+        self._flush(conn)  # then the requests that waited behind it
 
     # ============================================================ following
     def _start_follow(self, conn: Connection, request: dict) -> bytes:
@@ -659,6 +743,9 @@ class ApiServer:
         """Listener on the manager's event thread: hand over to the I/O thread."""
         if event.kind == REMOVED:
             self._final_answers.pop(event.job_id, None)
+        elif self._parked and event.kind == STATE and event.data["state"] not in _WAITING_STATES:
+            self._room_changed = True  # a job started or ended: a waiting submit may fit now
+            self._wake()
         if event.job_id in self._followers:
             self._events.append(event)
             self._wake()
@@ -714,6 +801,9 @@ class ApiServer:
         # every later wake-up skipped (lost events, a stop never seen).
         self._wake_pending = False
         self._deliver_events()
+        if self._room_changed:
+            self._room_changed = False
+            self._retry_parked()
         while self._calls:
             call = self._calls.popleft()
             try:
@@ -730,7 +820,7 @@ def _reading(conn: Connection) -> bool:
     ``MAX_OUTBUF``."""
     if conn.eof or conn.closing or len(conn.outbuf) >= PAUSE_READING_AT:
         return False
-    if conn.following is not None:
+    if conn.following is not None or conn.parked is not None:
         return len(conn.inbuf) + READ_CHUNK <= MAX_INBUF
     return not conn.paused
 
