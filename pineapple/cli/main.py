@@ -118,23 +118,55 @@ def _query_commands(sub: Any) -> None:
     sub.add_parser("types", help="job types the daemon can run")
 
 
+FLEET_EPILOG = """\
+exit codes:
+    0  every device succeeded (cancel: done)
+    1  a device failed, refused the roll-out or was cancelled (or no such roll-out)
+    2  usage error (a bad command key file)
+    3  the broker is unreachable
+    4  nothing failed, but devices are still pending or running: the roll-out
+       goes on (they apply it when they come online); see `fleet status ID`
+
+Signing: with --command-key-file (or $PINEAPPLE_COMMAND_KEY) every record is
+signed for the devices' mqtt.command_key (docs/mqtt.md).
+"""
+
+
 def _fleet_commands(sub: Any) -> None:
     fleet = sub.add_parser("fleet", help="roll a job out to many devices through an MQTT broker",
-                           description="Send a job to many devices' pineapple-jobd (mqtt.commands on) "
-                                       "and follow it: a live per-device table, then a summary.")
+                           description="Durable roll-outs: a retained record per device on the broker, applied "
+                                       "once by each device when it is online (now or later), followed live.",
+                           epilog=FLEET_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     actions = fleet.add_subparsers(dest="fleet_action", required=True, metavar="ACTION")
     for name in ("install", "uninstall"):
-        action = actions.add_parser(name, help=f"{name} packages on every device")
+        action = actions.add_parser(name, help=f"{name} packages on every device (a new roll-out)")
         action.add_argument("packages", nargs="+", metavar="PKG")
-        action.add_argument("--broker", required=True, help="MQTT broker host")
-        action.add_argument("--port", type=int, default=1883)
-        action.add_argument("--devices", help="comma-separated device ids (default: every device seen online)")
+        action.add_argument("--devices", help="comma-separated device ids (default: every device with a status "
+                                              "on the broker, online or not)")
         action.add_argument("--wait-timeout", type=float, default=300.0,
-                            help="seconds to wait for every device (default 300)")
-        action.add_argument("--username", default="")
-        action.add_argument("--password", default="")
-        action.add_argument("--ca-file", default="", help="CA certificate: use TLS")
-        action.add_argument("--root", default="pineapple", help="topic root (devices publish under ROOT/<id>)")
+                            help="seconds to follow it (default 300); devices not done by then go on")
+        _broker_options(action)
+    status = actions.add_parser("status", help="where every device is with a roll-out")
+    status.add_argument("rollout_id", metavar="ID")
+    status.add_argument("--wait-timeout", type=float, default=0.0,
+                        help="follow it up to this many seconds until every device is done (default 0: now)")
+    _broker_options(status)
+    cancel = actions.add_parser("cancel", help="stop a roll-out reaching the devices that have not applied it")
+    cancel.add_argument("rollout_id", metavar="ID")
+    _broker_options(cancel)
+
+
+def _broker_options(action: argparse.ArgumentParser) -> None:
+    action.add_argument("--broker", required=True, help="MQTT broker host")
+    action.add_argument("--port", type=int, default=1883)
+    action.add_argument("--username", default="")
+    action.add_argument("--password", default="")
+    action.add_argument("--ca-file", default="", help="CA certificate: use TLS")
+    action.add_argument("--cert-file", default="", help="client certificate (PEM) for the broker: use TLS")
+    action.add_argument("--key-file", default="", help="private key of --cert-file (default: in it)")
+    action.add_argument("--command-key-file", default="",
+                        help="file holding the devices' mqtt.command_key: sign the roll-out")
+    action.add_argument("--root", default="pineapple", help="topic root (devices publish under ROOT/<id>)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -127,9 +127,15 @@ class MqttSettings(Settings):
         Option("username", str, "", "broker user name (empty: anonymous)"),
         Option("password", str, "", "broker password"),
         Option("ca_file", str, "", "CA certificate file; set to use TLS"),
+        Option("cert_file", str, "", "client certificate (PEM) presented to the broker; set to use TLS"),
+        Option("key_file", str, "", "private key of cert_file (empty: in cert_file)"),
         Option("keepalive", int, 60, "MQTT keepalive in seconds", 1, 65535),
         Option("topic_prefix", str, "", "topic prefix (empty: pineapple/<device_id>)"),
-        Option("commands", bool, False, "accept submit/cancel commands from the broker"),
+        Option("commands", bool, False, "accept submit/cancel commands and roll-outs from the broker"),
+        Option("command_key", str, "",
+               "shared secret (16+ characters): only HMAC-SHA256 signed commands and roll-outs are taken"),
+        Option("command_max_age", float, 300.0,
+               "seconds a signed command stays valid either side of its timestamp (clock skew)", 1, 86400),
         Option("buffer", int, 1000,
                "messages kept while the broker is unreachable (latest job states are always kept)", 0),
     )
@@ -281,6 +287,16 @@ def _validate(config: Config) -> None:
             if not value.isdigit():
                 raise ConfigError(f"{config.origin(f'daemon.{name}', index)}: daemon.{name}: "
                                   f"{value!r} is not a number")
+    _validate_mqtt(config)
+
+
+def _validate_mqtt(config: Config) -> None:
+    m = config.mqtt
+    if m.key_file and not m.cert_file:
+        raise ConfigError(f"{config.origin('mqtt.key_file')}: mqtt.key_file needs mqtt.cert_file")
+    if m.command_key and len(m.command_key) < 16:
+        raise ConfigError(f"{config.origin('mqtt.command_key')}: mqtt.command_key must be at least 16 "
+                          "characters (a long random secret, shared with the fleet operator)")
 
 
 def _check_range(config: Config, section: str, option: Option, value: Any) -> None:

@@ -283,7 +283,7 @@ class Daemon:
             return
         from ..mqtt.bridge import MqttBridge  # paho-mqtt is only imported when enabled
 
-        self.mqtt = MqttBridge(self, self.config.mqtt)
+        self.mqtt = MqttBridge(self, self.config.mqtt, state_dir=self.config.daemon.state_dir or None)
         self.mqtt.start()
 
     # ------------------------------------------------- what the API asks for

@@ -15,6 +15,8 @@ from ..api.protocol import INVALID_JSON, INVALID_REQUEST, ApiError, parse_json
 from ..jobs.events import LOG, PROGRESS, REMOVED, STATE, JobEvent
 from ._paho import make_client, wait_published
 from .buffer import Message, PublishBuffer
+from .rollouts import RolloutAgent
+from .signing import Verifier, describe, load_key
 from .topics import REF_PATTERN, Topics, device_id
 
 log = logging.getLogger("pineapple.mqtt")
@@ -31,9 +33,11 @@ def _json(value: Any) -> bytes:
 
 
 class MqttBridge:
-    """Publishes every job's state/progress/log and serves submit/cancel commands."""
+    """Publishes every job's state/progress/log, serves submit/cancel commands
+    and applies roll-outs (with ``commands`` on), signed ones only when a
+    ``command_key`` is set."""
 
-    def __init__(self, service: Any, settings: Any) -> None:
+    def __init__(self, service: Any, settings: Any, state_dir: str | None = None) -> None:
         self.service = service
         self.settings = settings
         self.device = device_id(settings.device_id)
@@ -51,6 +55,12 @@ class MqttBridge:
         self._ready = False
         self._sweep_mid: int | None = None
         self._stopping = False  # a disconnect we asked for is no "connection lost"
+        self.verifier = Verifier(load_key(settings.command_key), settings.command_max_age, state_dir) \
+            if settings.command_key else None
+        self.rollouts = RolloutAgent(service, self.topics, self.device, self._publish_retained, self.verifier,
+                                     state_dir, encode=_json) if settings.commands else None
+        self._results_mid: int | None = None
+        self._records_mid: int | None = None
         self.client = make_client(settings.client_id or f"pineapple-jobd-{self.device}",
                                   on_connect=self._on_connect, on_disconnect=self._on_disconnect,
                                   on_publish=self._on_publish, on_subscribe=self._on_subscribe,
@@ -62,8 +72,8 @@ class MqttBridge:
         s, c = self.settings, self.client
         if s.username:
             c.username_pw_set(s.username, s.password or None)
-        if s.ca_file:
-            c.tls_set(ca_certs=s.ca_file)
+        if s.ca_file or s.cert_file:
+            c.tls_set(ca_certs=s.ca_file or None, certfile=s.cert_file or None, keyfile=s.key_file or None)
         c.will_set(self.topics.status, b"offline", qos=1, retain=True)
         c.reconnect_delay_set(1, RECONNECT_MAX)
         c.max_queued_messages_set(max(100, s.buffer))
@@ -104,6 +114,8 @@ class MqttBridge:
     def _on_job_event(self, event: JobEvent) -> None:
         if event.kind == STATE:
             self.buffer.add_state(self._state_message(event.job_id, event.data))
+            if self.rollouts is not None:
+                self.rollouts.on_job_state(event.job_id, event.data)
         elif event.kind == REMOVED:
             self._highest.pop(event.job_id, None)
             self.buffer.add_clear(event.job_id, self.topics.state(event.job_id))
@@ -163,11 +175,18 @@ class MqttBridge:
         self.buffer.owe_all_states()  # a restarted broker has lost them; any reconnect might
         if self.settings.commands:
             client.subscribe([(self.topics.submit, 1), (self.topics.cancel, 1)])
+            # Own retained results first: what was applied here before is known before any record comes.
+            self._results_mid = client.subscribe(self.topics.all_rollout_results, 1)[1]
         # Sweep retained states of forgotten jobs; its SUBACK also says paho's resend is done.
         self._sweep_mid = client.subscribe(self.topics.all_states, 1)[1]
         self.service.manager.timers.call_later(SWEEP_SECONDS, self._end_sweep)
 
     def _on_subscribe(self, client: Any, mid: int) -> None:
+        if mid == self._results_mid:  # the retained results came before this SUBACK... (docs/mqtt.md)
+            self.rollouts.republish()
+            self._records_mid = client.subscribe(self.topics.all_rollouts, 1)[1]
+        elif mid == self._records_mid:  # ...and before this one: no need to hear our own results any more
+            client.unsubscribe(self.topics.all_rollout_results)
         if mid == self._sweep_mid:
             self._ready = True
             # "online" once publishing: a subscriber that waits for it sees every state from then on.
@@ -188,8 +207,14 @@ class MqttBridge:
         self.buffer.acknowledged(mid)
 
     def _on_message(self, client: Any, message: Any) -> None:
-        if message.topic in (self.topics.submit, self.topics.cancel):
-            self._command(message.topic, message.payload)
+        topic = message.topic
+        if topic in (self.topics.submit, self.topics.cancel):
+            self._command(topic, message.payload)
+        elif self.rollouts is not None and topic.startswith(self.topics.rollout("")):
+            if topic.endswith("/result"):
+                self.rollouts.on_own_result(topic, message.payload)
+            else:
+                self.rollouts.on_record(topic, message.payload)
         elif message.retain:
             self._sweep(message.topic, message.payload)
 
@@ -199,12 +224,18 @@ class MqttBridge:
             log.info("MQTT: clearing retained state of unknown job %s", job_id)
             self.client.publish(topic, b"", qos=1, retain=True)
 
+    def _publish_retained(self, topic: str, payload: bytes) -> None:
+        self.client.publish(topic, payload, qos=1, retain=True)
+
     # ------------------------------------------------------------ commands
     def _command(self, topic: str, payload: bytes) -> None:
         ref = None  # unreadable: the answer goes to P/jobs/reply, no valid ref's topic
         try:
             request = _decode_command(payload)
-            ref = request.pop("ref")
+            ref = request["ref"]
+            if self.verifier is not None:
+                request = self._verified(topic, request)
+            del request["ref"]
             _check_command(request)
             request["action"] = "submit" if topic == self.topics.submit else "cancel"
             answer = {"ok": True, "payload": actions.handle(self.service, request)}
@@ -216,6 +247,15 @@ class MqttBridge:
         answer["ref"] = ref
         answer["device"] = self.device
         self.client.publish(self.topics.reply(ref), _json(answer), qos=1)
+
+    def _verified(self, topic: str, request: dict) -> dict:
+        """The command without its signature, or ApiError (logged: nothing runs)."""
+        try:
+            return self.verifier.check(topic, request, live=True)
+        except ApiError as exc:
+            log.warning("MQTT: refusing %s command (%s): %s (%s)", topic.rsplit("/", 1)[-1],
+                        describe(request), exc.message, exc.code)
+            raise
 
 
 def _decode_command(payload: bytes) -> dict:

@@ -57,6 +57,30 @@ class Topics:
         ref shares it) for a command whose ref could not be read."""
         return f"{self.prefix}/jobs/reply/{ref}" if ref is not None else f"{self.prefix}/jobs/reply"
 
+    def rollout(self, rollout_id: str) -> str:
+        """A roll-out record for this device (retained; written by the fleet CLI)."""
+        return f"{self.prefix}/rollouts/{rollout_id}"
+
+    def rollout_result(self, rollout_id: str) -> str:
+        """This device's outcome of a roll-out (retained; written by the device)."""
+        return f"{self.prefix}/rollouts/{rollout_id}/result"
+
+    @property
+    def all_rollouts(self) -> str:
+        return f"{self.prefix}/rollouts/+"
+
+    @property
+    def all_rollout_results(self) -> str:
+        return f"{self.prefix}/rollouts/+/result"
+
+    def rollout_id_of(self, topic: str) -> str | None:
+        """The id in ``…/rollouts/<id>`` or ``…/rollouts/<id>/result``."""
+        head, _, rest = topic.partition(f"{self.prefix}/rollouts/")
+        if head or not rest:
+            return None
+        rollout_id = rest[: -len("/result")] if rest.endswith("/result") else rest
+        return rollout_id if REF_PATTERN.match(rollout_id) else None
+
     def job_id_of(self, topic: str) -> str | None:
         """The job id in a ``…/jobs/<id>/state`` topic."""
         head, _, rest = topic.partition(f"{self.prefix}/jobs/")

@@ -273,3 +273,18 @@ def test_an_unreadable_ref_never_shares_the_topic_of_a_valid_ref(broker, recorde
     assert sorted(a["code"] for a in unreadable) == ["invalid_json", "invalid_json", "invalid_json",
                                                       "invalid_request"]
     assert daemon.client().ping()["pong"] is True
+
+
+def test_the_topic_table_lists_every_topic_the_daemon_uses():
+    import pathlib
+    import re
+
+    from pineapple.mqtt.topics import Topics
+
+    docs = (pathlib.Path(__file__).resolve().parents[2] / "docs" / "mqtt.md").read_text()
+    documented = set(re.findall(r"^\| `(P/[^`]+)` \|", docs, flags=re.M))
+    t = Topics("P")
+    used = {t.status, t.state("<job_id>"), t.progress("<job_id>"), t.log("<job_id>"), t.submit, t.cancel,
+            t.reply("<ref>"), t.reply(None), t.notifications, t.rollout("<id>"), t.rollout_result("<id>")}
+    assert documented == used
+    assert t.reply(None) != t.reply("error")

@@ -1,54 +1,111 @@
-"""`pineapple-jobs fleet`: a roll-out through a real broker to real daemons."""
-from __future__ import annotations
-
+"""`pineapple-jobs fleet`: durable roll-outs through a real broker to real daemons."""
 import json
 import subprocess
 import sys
 
-from tests.fixtures.mqtt import wait_until
+from tests.fixtures.mqtt import Recorder, wait_until
+from tests.mqtt.conftest import fleet_cli, rollout_id_of
 
 
-def device_args(broker, device: str) -> list[str]:
-    return ["--set", "mqtt.enabled=1", "--set", f"mqtt.port={broker.port}", "--set", f"mqtt.device_id={device}",
-            "--set", "mqtt.commands=1"]
-
-
-def fleet(broker, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pineapple.cli.main", "fleet", *args, "--broker", "127.0.0.1",
-                           "--port", str(broker.port)], capture_output=True, text=True, timeout=120)
-
-
-def online(daemon) -> bool:
-    return daemon.client().stats()["mqtt"]["connected"]
-
-
-def test_fleet_install_to_listed_devices_with_a_summary(broker, start_daemon):
-    devices = [start_daemon(device_args(broker, name)) for name in ("pine1", "pine2")]
-    for daemon in devices:
-        wait_until(lambda d=daemon: online(d), what="device online")
-    done = fleet(broker, "install", "tool-a", "--devices", "pine1,pine2,ghost", "--wait-timeout", "20")
-    assert done.returncode == 1, done.stderr  # ghost never answers
+def test_fleet_install_to_listed_devices_with_a_summary(broker, fleet_device):
+    devices = [fleet_device(name) for name in ("pine1", "pine2")]
+    done = fleet_cli(broker, "install", "tool-a", "--devices", "pine1,pine2,ghost", "--wait-timeout", "20")
+    assert done.returncode == 4, done.stdout + done.stderr  # ghost has not applied it: the roll-out goes on
     assert "pine1: succeeded" in done.stdout and "pine2: succeeded" in done.stdout
-    assert "summary: 2 succeeded, 1 unreachable" in done.stdout
-    for daemon in devices:
-        assert daemon.client().installed(["tool-a"])["tool-a"] == "1.0-1"
+    rollout = rollout_id_of(done.stdout)
+    assert f"roll-out {rollout}: 1 pending, 2 succeeded" in done.stdout
+    assert "fleet status" in done.stdout
+    for device in devices:
+        assert device.installed("tool-a") == "1.0-1" and device.installs("tool-a") == 1
 
 
-def test_fleet_discovers_online_devices_and_reports_failures(broker, start_daemon):
-    daemons = [start_daemon(device_args(broker, name)) for name in ("dev-a", "dev-b")]
-    for daemon in daemons:
-        wait_until(lambda d=daemon: online(d), what="device online")
-    done = fleet(broker, "install", "failpkg", "--wait-timeout", "30")
-    assert done.returncode == 1
-    assert "summary: 2 failed" in done.stdout and "script_failed" in done.stdout
+def test_fleet_discovers_devices_and_reports_failures_and_refusals(broker, fleet_device):
+    for name in ("dev-a", "dev-b"):
+        fleet_device(name)
+    done = fleet_cli(broker, "install", "failpkg", "--wait-timeout", "30")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert ": 2 failed" in done.stdout and "script_failed" in done.stdout
     refused = subprocess.run([sys.executable, "-m", "pineapple.cli.main", "--json", "fleet", "install", "a;b",
                               "--broker", "127.0.0.1", "--port", str(broker.port), "--devices", "dev-a"],
                              capture_output=True, text=True, timeout=60)
-    outcome = json.loads(refused.stdout)["dev-a"]
+    outcome = json.loads(refused.stdout)["devices"]["dev-a"]
     assert (outcome["outcome"], outcome["error_code"]) == ("refused", "invalid_package_name")
+    assert refused.returncode == 1
 
 
 def test_fleet_without_a_broker_exits_3():
     done = subprocess.run([sys.executable, "-m", "pineapple.cli.main", "fleet", "install", "x", "--broker",
                            "127.0.0.1", "--port", "1", "--devices", "a"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 3 and "pineapple-jobs:" in done.stderr
+
+
+def test_devices_stopped_during_a_roll_out_apply_it_exactly_once_when_they_come_back(broker, fleet_device):
+    devices = [fleet_device(f"pine{i}") for i in range(5)]
+    away = devices[3:]
+    for device in away:  # known to the broker (retained "offline"), not online
+        assert device.daemon.stop() == 0
+    done = fleet_cli(broker, "install", "tool-a", "--wait-timeout", "30")  # discovery finds all five
+    assert done.returncode == 4, done.stdout + done.stderr
+    rollout = rollout_id_of(done.stdout)
+    assert f"roll-out {rollout}: 2 pending, 3 succeeded" in done.stdout
+    for device in away:
+        device.daemon.start()
+    later = fleet_cli(broker, "--json", "status", rollout, "--wait-timeout", "60")
+    assert later.returncode == 0, later.stdout + later.stderr
+    status = json.loads(later.stdout)
+    assert status["rollout"] == rollout
+    assert {name: run["outcome"] for name, run in status["devices"].items()} == \
+        {f"pine{i}": "succeeded" for i in range(5)}
+    # Restarted (the retained record comes again): remembered, not applied again.
+    for device in (devices[0], devices[3]):
+        device.daemon.restart()
+        device.wait_online()
+    shown = fleet_cli(broker, "status", rollout)
+    assert shown.returncode == 0 and f"roll-out {rollout}: 5 succeeded" in shown.stdout
+    for device in devices:
+        assert device.installed("tool-a") == "1.0-1"
+        assert device.installs("tool-a") == 1, f"{device.name} installed it {device.installs('tool-a')} times"
+
+
+def test_a_device_whose_state_dir_was_wiped_learns_from_its_results_on_the_broker(broker, fleet_device):
+    device = fleet_device("pine1")
+    done = fleet_cli(broker, "install", "tool-b", "--devices", "pine1", "--wait-timeout", "30")
+    assert done.returncode == 0, done.stdout + done.stderr
+    device.daemon.stop()
+    (device.daemon.state_dir / "rollouts.json").unlink()
+    device.daemon.start()
+    device.wait_online()
+    rollout = rollout_id_of(done.stdout)
+    wait_until(lambda: "was applied here before" in device.daemon.log(), what="the result learnt back")
+    assert fleet_cli(broker, "status", rollout).returncode == 0
+    assert device.installs("tool-b") == 1
+
+
+def test_cancel_a_pending_roll_out(broker, fleet_device):
+    fleet_device("pine1")
+    away = fleet_device("pine2")
+    away.daemon.stop()
+    done = fleet_cli(broker, "install", "tool-c", "--wait-timeout", "20")
+    assert done.returncode == 4
+    rollout = rollout_id_of(done.stdout)
+    cancelled = fleet_cli(broker, "cancel", rollout)
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert "cancelled for 1 device(s) that had not applied it: pine2" in cancelled.stdout
+    assert "pine1 (succeeded)" in cancelled.stdout
+    away.daemon.start()
+    away.wait_online()
+    watcher = Recorder(broker.port, [f"pineapple/pine2/rollouts/{rollout}/result"], client_id="watcher")
+    try:  # the device says so itself once it is back
+        watcher.wait_for(lambda msgs: any(json.loads(p).get("state") == "cancelled" for _, p, _ in msgs if p))
+    finally:
+        watcher.close()
+    shown = fleet_cli(broker, "--json", "status", rollout)
+    outcomes = {name: run["outcome"] for name, run in json.loads(shown.stdout)["devices"].items()}
+    assert outcomes == {"pine1": "succeeded", "pine2": "cancelled"}
+    assert shown.returncode == 1
+    assert away.installs("tool-c") == 0 and away.installed("tool-c") is None
+
+
+def test_status_of_an_unknown_roll_out(broker):
+    shown = fleet_cli(broker, "--json", "status", "no-such-rollout")
+    assert shown.returncode == 1 and json.loads(shown.stdout)["devices"] == {}
