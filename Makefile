@@ -56,17 +56,30 @@ bench: venv
 clean:
 	rm -rf $(RUNDIR) build dist *.egg-info .pytest_cache
 
-# OpenWrt package without an SDK (standard library only; see openwrt/README.md).
+# OpenWrt packages without an SDK, and the release tarball the feed's
+# Makefile downloads (standard library only; see openwrt/README.md).
 IPK_OUT            ?= dist
 FEED_OUT           ?= $(IPK_OUT)/feed
 IPK_PYTHON_VERSION ?= 3.11
+# Free flash on the device in KiB (`df -k /overlay`, Available), for the footprint check.
+FREE_FLASH_KB      ?=
+# A release feed's Packages(.gz) for exact sizes of what the packages pull in.
+RELEASE_INDEX      ?=
+# Where PyPI sdists (sh for python3-sh) are kept, as the SDK's dl/.
+DL_DIR             ?= $(IPK_OUT)/dl
+IPK_OPTIONS        = --python-version $(IPK_PYTHON_VERSION) --dl $(DL_DIR) \
+                     $(if $(FREE_FLASH_KB),--free-kb $(FREE_FLASH_KB)) $(if $(RELEASE_INDEX),--index $(RELEASE_INDEX))
 
-.PHONY: ipk feed
+.PHONY: ipk feed dist
 
-## ipk: build dist/pineapple-jobd_<version>-<release>_all.ipk (reproducible)
+## ipk: build dist/pineapple-jobd_*.ipk and dist/python3-sh_*.ipk (reproducible) and report their footprint
 ipk:
-	$(PYTHON) tools/mkipk.py ipk --out $(IPK_OUT) --python-version $(IPK_PYTHON_VERSION)
+	$(PYTHON) tools/mkipk.py ipk --out $(IPK_OUT) $(IPK_OPTIONS)
 
-## feed: build dist/feed/ (the .ipk plus Packages, Packages.gz) for opkg's src/gz
+## feed: build dist/feed/ (both .ipk files plus Packages, Packages.gz) for opkg's src/gz
 feed:
-	$(PYTHON) tools/mkipk.py feed --out $(FEED_OUT) --python-version $(IPK_PYTHON_VERSION)
+	$(PYTHON) tools/mkipk.py feed --out $(FEED_OUT) $(IPK_OPTIONS)
+
+## dist: build dist/pineapple-jobd-<version>.tar.gz, the release tarball (PKG_SOURCE), reproducibly
+dist:
+	$(PYTHON) tools/mkdist.py --out $(IPK_OUT)

@@ -1,23 +1,27 @@
-"""Build the pineapple-jobd OpenWrt package without an SDK (standard library only).
+"""Build this feed's packages without an SDK (standard library only).
 
-    python tools/mkipk.py ipk  [--out dist] [--python-version 3.11]
-    python tools/mkipk.py feed [--out dist/feed] [--python-version 3.11]
-    python tools/mkipk.py stage DESTDIR [--python-version 3.11]
+    python tools/mkipk.py ipk  [--out dist] [--python-version 3.11] [--dl DIR] [--free-kb N] [--index FILE]
+    python tools/mkipk.py feed [--out dist/feed] [same options]
 
-``ipk`` writes ``pineapple-jobd_<version>-<release>_all.ipk`` in the layout
-opkg-lede reads (see devtools/ipk.py). ``feed`` writes it into a feed
-directory with ``Packages``/``Packages.gz``. ``stage`` writes only the Python
-package and the /usr/bin entry points into DESTDIR: the OpenWrt SDK build
-(openwrt/pineapple-jobd/Makefile) calls it, so both ways of building ship the
-same files.
+``ipk`` writes ``pineapple-jobd_<version>-<release>_all.ipk`` and
+``python3-sh_<version>-<release>_all.ipk`` in the layout opkg-lede reads
+(see devtools/ipk.py), then reports the footprint (tools/footprint.py):
+the installed size of each, of the release feed's python3 packages they pull
+in, and the total against the device's free flash. ``feed`` writes them into
+a feed directory with ``Packages``/``Packages.gz``; with the release feed
+(python3-light, python3-logging, python3-urllib, python3-paho-mqtt) that is
+all a device needs.
 
-One source of truth for each fact, so the two builds cannot drift:
+One source of truth for each fact, so the builds cannot drift:
 
 - version: ``pineapple/__init__.py``; release, license, maintainer, section,
-  title, URL, dependencies, description, conffiles:
-  ``openwrt/pineapple-jobd/Makefile``;
-- the Python files: ``setup.py``'s packages/package_data rules (what a wheel
-  would hold), entry points: its ``console_scripts``;
+  title, URL, dependencies, description, conffiles: the feed Makefiles
+  (``openwrt/pineapple-jobd/Makefile``, ``openwrt/python-sh/Makefile``);
+- the Python files: ``setup.py``'s packages/package_data rules (what its
+  wheel holds, as OpenWrt's standard Py3Build installs it), entry points:
+  its ``console_scripts``; python3-sh: ``sh.py`` of the PyPI sdist whose
+  sha256 is python-sh's ``PKG_HASH`` (downloaded with pip into ``--dl``,
+  like the SDK's ``dl/``);
 - init script and UCI config: ``openwrt/pineapple-jobd/files/``.
 
 Reproducible: every member gets the same mtime (``SOURCE_DATE_EPOCH``, else
@@ -40,8 +44,11 @@ from types import ModuleType
 from typing import Tuple, Union
 
 REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # run as `python tools/mkipk.py`: tools.* and devtools.* import from the checkout
+    sys.path.insert(0, str(REPO))
 PACKAGE = "pineapple-jobd"
 FEED_MAKEFILE = Path("openwrt") / PACKAGE / "Makefile"
+SH_DIRECTORY, SH_PACKAGE = "python-sh", "python3-sh"
 FILES_DIR = Path("openwrt") / PACKAGE / "files"
 DEFAULT_PYTHON_VERSION = "3.11"  # OpenWrt 23.05 and 24.10 ship Python 3.11
 INIT_PATH = f"/etc/init.d/{PACKAGE}"
@@ -76,9 +83,10 @@ FileContent = Union[bytes, Tuple[bytes, int]]
 
 @dataclass(frozen=True)
 class FeedPackage:
-    """What openwrt/pineapple-jobd/Makefile says about the package."""
+    """What a feed Makefile says about one binary package."""
 
-    name: str
+    name: str                       # the binary package (python3-sh)
+    source: str                     # the source package, PKG_NAME (python-sh)
     version: str
     release: str
     license: str
@@ -88,9 +96,10 @@ class FeedPackage:
     title: str
     url: str
     depends: tuple[str, ...]        # DEPENDS without '+', in file order
-    extra_depends: str              # EXTRA_DEPENDS (versioned, control-file only)
     description: str
     conffiles: tuple[str, ...]
+    pkg_hash: str                   # PKG_HASH: sha256 of PKG_SOURCE
+    pypi_name: str                  # PYPI_NAME, empty for non-PyPI sources
 
     @property
     def full_version(self) -> str:
@@ -98,19 +107,9 @@ class FeedPackage:
         return f"{self.version}-{self.release}"
 
     def control_depends(self) -> str:
-        """The Depends field as OpenWrt's package-pack.mk writes it: the
-        EXTRA_DEPENDS (versioned) entries first, then libc (PKG_FIXUP_DEPENDS
-        adds it to every non-kmod package), then DEPENDS.
-
-        A package named in EXTRA_DEPENDS is not listed a second time without
-        its version (package-pack.mk's apk branch filters it out too; its
-        ipk branch does not, and opkg-lede's ``remove --autoremove`` then
-        stops with an error at the duplicate, leaving orphans behind).
-        """
-        extra = [entry.strip() for entry in self.extra_depends.split(",") if entry.strip()]
-        versioned = {entry.split()[0] for entry in extra}
-        plain = ["libc", *(d for d in self.depends if d != "libc" and d not in versioned)]
-        return ", ".join([*extra, *plain])
+        """The Depends field as OpenWrt's package-pack.mk writes it: libc
+        (PKG_FIXUP_DEPENDS adds it to every non-kmod package), then DEPENDS."""
+        return ", ".join(["libc", *(d for d in self.depends if d != "libc")])
 
 
 def parse_makefile(text: str) -> tuple[dict[str, str], dict[str, str]]:
@@ -169,42 +168,45 @@ def define_assignments(body: str) -> dict[str, str]:
     return found
 
 
-def load_feed_package(repo: Path = REPO) -> FeedPackage:
-    """Read the package definition from openwrt/pineapple-jobd/Makefile."""
-    variables, defines = parse_makefile((repo / FEED_MAKEFILE).read_text(encoding="utf-8"))
-    fields = define_assignments(defines[f"Package/{PACKAGE}"])
-    depends = tuple(_plain_dependency(word) for word in fields.get("DEPENDS", "").split())
+def load_feed_package(repo: Path = REPO, directory: str = PACKAGE, package: str = PACKAGE) -> FeedPackage:
+    """Read binary package ``package`` from ``openwrt/<directory>/Makefile``."""
+    makefile = Path("openwrt") / directory / "Makefile"
+    variables, defines = parse_makefile((repo / makefile).read_text(encoding="utf-8"))
+    fields = define_assignments(defines[f"Package/{package}"])
+    depends = tuple(_plain_dependency(word, makefile) for word in fields.get("DEPENDS", "").split())
     return FeedPackage(
-        name=_literal(variables, "PKG_NAME"),
-        version=_literal(variables, "PKG_VERSION"),
-        release=_literal(variables, "PKG_RELEASE"),
-        license=_literal(variables, "PKG_LICENSE"),
+        name=package,
+        source=_literal(variables, "PKG_NAME", makefile),
+        version=_literal(variables, "PKG_VERSION", makefile),
+        release=_literal(variables, "PKG_RELEASE", makefile),
+        license=_literal(variables, "PKG_LICENSE", makefile),
         license_files=variables.get("PKG_LICENSE_FILES", ""),
-        maintainer=_literal(variables, "PKG_MAINTAINER"),
-        section=_literal(fields, "SECTION"),
-        title=_literal(fields, "TITLE"),
+        maintainer=_literal(variables, "PKG_MAINTAINER", makefile),
+        section=_literal(fields, "SECTION", makefile),
+        title=_literal(fields, "TITLE", makefile),
         url=fields.get("URL", ""),  # optional, as in OpenWrt
         depends=depends,
-        extra_depends=fields.get("EXTRA_DEPENDS", ""),
-        description=_dedent_block(defines.get(f"Package/{PACKAGE}/description", "")),
-        conffiles=tuple(line.strip() for line in defines.get(f"Package/{PACKAGE}/conffiles", "").splitlines()
+        description=_dedent_block(defines.get(f"Package/{package}/description", "")),
+        conffiles=tuple(line.strip() for line in defines.get(f"Package/{package}/conffiles", "").splitlines()
                         if line.strip()),
+        pkg_hash=variables.get("PKG_HASH", ""),
+        pypi_name=variables.get("PYPI_NAME", ""),
     )
 
 
-def _literal(values: Mapping[str, str], name: str) -> str:
+def _literal(values: Mapping[str, str], name: str, makefile: Path) -> str:
     value = values.get(name, "")
     if not value or "$(" in value:
         # mkipk does not expand make variables: keep these fields literal.
-        raise ValueError(f"{FEED_MAKEFILE}: {name} must be a literal value, got {value!r}")
+        raise ValueError(f"{makefile}: {name} must be a literal value, got {value!r}")
     return value
 
 
-def _plain_dependency(word: str) -> str:
+def _plain_dependency(word: str, makefile: Path) -> str:
     if not word.startswith("+") or ":" in word or word.startswith("@"):
         # Conditional (+FOO:pkg) or menu-only (@FOO) dependencies depend on the
         # build configuration; there is none without an SDK.
-        raise ValueError(f"{FEED_MAKEFILE}: unsupported dependency {word!r} (use +package)")
+        raise ValueError(f"{makefile}: unsupported dependency {word!r} (use +package)")
     return word[1:]
 
 
@@ -314,16 +316,14 @@ def package_files(repo: Path = REPO, python_version: str = DEFAULT_PYTHON_VERSIO
     return files
 
 
-def stage(dest: Path, repo: Path = REPO, python_version: str = DEFAULT_PYTHON_VERSION) -> list[Path]:
-    """Write :func:`staged_files` under ``dest`` (the SDK's PKG_INSTALL_DIR)."""
-    written = []
-    for target, (data, mode) in sorted(staged_files(repo, python_version).items()):
-        path = dest / target.lstrip("/")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-        path.chmod(mode)
-        written.append(path)
-    return written
+def sh_files(sdist: Path, python_version: str = DEFAULT_PYTHON_VERSION) -> dict[str, FileContent]:
+    """What python3-sh installs: sh 1.x is the one module ``sh.py``."""
+    from tools.pypi import read_members
+
+    members = read_members(sdist)
+    if "sh.py" not in members:
+        raise ValueError(f"{sdist.name} holds no sh.py (sh 2.x is a package: not what python-sh builds)")
+    return {f"{site_packages(python_version)}/sh.py": (members["sh.py"], FILE_MODE)}
 
 
 # -- the .ipk and the feed -----------------------------------------------------
@@ -349,8 +349,8 @@ def control_fields(pkg: FeedPackage, installed_size: int | None = None) -> dict[
         "Package": pkg.name,
         "Version": pkg.full_version,
         "Depends": pkg.control_depends(),
-        "Source": f"feeds/pineapple/{pkg.name}",
-        "SourceName": pkg.name,
+        "Source": f"feeds/pineapple/{pkg.source}",
+        "SourceName": pkg.source,
         "License": pkg.license,
         "LicenseFiles": pkg.license_files,
         "Section": pkg.section,
@@ -368,19 +368,15 @@ def control_fields(pkg: FeedPackage, installed_size: int | None = None) -> dict[
     return fields
 
 
-def build(out_dir: Path, repo: Path = REPO, python_version: str = DEFAULT_PYTHON_VERSION,
-          mtime: int | None = None) -> Path:
-    """Build the .ipk into ``out_dir`` and return its path."""
+def build_package(out_dir: Path, pkg: FeedPackage, files: Mapping[str, FileContent], mtime: int,
+                  repo: Path = REPO) -> Path:
+    """One .ipk with OpenWrt's generated maintainer scripts and Installed-Size."""
     ipk = _ipk_module(repo)
-    pkg = load_feed_package(repo)
-    _check_version(pkg, repo)
-    files = package_files(repo, python_version)
-    stamp = source_date_epoch(repo) if mtime is None else mtime
     scripts = {"postinst": POSTINST, "prerm": PRERM}
 
     def _build(size: int | None) -> Path:
         return ipk.build_ipk(out_dir, control_fields(pkg, size), files, conffiles=pkg.conffiles,
-                             scripts=scripts, mtime=stamp)
+                             scripts=scripts, mtime=mtime)
 
     # Installed-Size as OpenWrt's ipkg-build computes it: the length of the
     # uncompressed data tar. Only known once the tar exists, so build twice.
@@ -389,16 +385,45 @@ def build(out_dir: Path, repo: Path = REPO, python_version: str = DEFAULT_PYTHON
     return _build(size)
 
 
-def build_feed(feed_dir: Path, repo: Path = REPO, python_version: str = DEFAULT_PYTHON_VERSION,
-               mtime: int | None = None) -> Path:
-    """Build the .ipk into ``feed_dir`` (dropping older builds of it) and
-    index the feed; returns the path of Packages.gz."""
+def build(out_dir: Path, repo: Path = REPO, python_version: str = DEFAULT_PYTHON_VERSION,
+          mtime: int | None = None) -> Path:
+    """Build pineapple-jobd's .ipk into ``out_dir`` and return its path."""
+    pkg = load_feed_package(repo)
+    _check_version(pkg, repo)
+    stamp = source_date_epoch(repo) if mtime is None else mtime
+    return build_package(out_dir, pkg, package_files(repo, python_version), stamp, repo)
+
+
+def build_sh(out_dir: Path, dl_dir: Path, repo: Path = REPO, python_version: str = DEFAULT_PYTHON_VERSION,
+             mtime: int | None = None) -> Path:
+    """Build python3-sh's .ipk from the sdist python-sh's Makefile names
+    (checked against its PKG_HASH) and return its path."""
+    from tools.pypi import fetch_sdist
+
+    pkg = load_feed_package(repo, SH_DIRECTORY, SH_PACKAGE)
+    sdist = fetch_sdist(pkg.pypi_name, pkg.version, pkg.pkg_hash, dl_dir)
+    stamp = source_date_epoch(repo) if mtime is None else mtime
+    return build_package(out_dir, pkg, sh_files(sdist, python_version), stamp, repo)
+
+
+def build_all(out_dir: Path, dl_dir: Path, repo: Path = REPO, python_version: str = DEFAULT_PYTHON_VERSION,
+              mtime: int | None = None) -> list[Path]:
+    """Both packages of this feed: pineapple-jobd, python3-sh."""
+    return [build(out_dir, repo, python_version, mtime), build_sh(out_dir, dl_dir, repo, python_version, mtime)]
+
+
+def build_feed(feed_dir: Path, dl_dir: Path, repo: Path = REPO, python_version: str = DEFAULT_PYTHON_VERSION,
+               mtime: int | None = None) -> list[Path]:
+    """Build both packages into ``feed_dir`` (dropping older builds of them)
+    and index the feed; returns the .ipk paths."""
     ipk = _ipk_module(repo)
     feed_dir.mkdir(parents=True, exist_ok=True)
-    for old in feed_dir.glob(f"{PACKAGE}_*.ipk"):
-        old.unlink()
-    build(feed_dir, repo, python_version, mtime)
-    return ipk.index_feed(feed_dir)
+    for name in (PACKAGE, SH_PACKAGE):
+        for old in feed_dir.glob(f"{name}_*.ipk"):
+            old.unlink()
+    built = build_all(feed_dir, dl_dir, repo, python_version, mtime)
+    ipk.index_feed(feed_dir)
+    return built
 
 
 def _check_version(pkg: FeedPackage, repo: Path) -> None:
@@ -423,37 +448,44 @@ def _ipk_module(repo: Path) -> ModuleType:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mkipk", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    for name, default_out, text in (("ipk", "dist", "build the .ipk"),
-                                    ("feed", "dist/feed", "build the .ipk into a feed and index it")):
+    sub = parser.add_subparsers(dest="command")
+    sub.required = True  # Python 3.7 has no add_subparsers(required=)
+    for name, default_out, text in (("ipk", "dist", "build the .ipk files and report the footprint"),
+                                    ("feed", "dist/feed", "build the .ipk files into a feed and index it")):
         cmd = sub.add_parser(name, help=text)
         cmd.add_argument("--out", type=Path, default=REPO / default_out, help=f"output directory ({default_out})")
-        _common(cmd)
+        cmd.add_argument("--python-version", default=DEFAULT_PYTHON_VERSION,
+                         help=f"target Python X.Y, for the site-packages path (default {DEFAULT_PYTHON_VERSION}; "
+                              "3.7 for OpenWrt 19.07, 3.11 for 23.05/24.10)")
+        cmd.add_argument("--dl", type=Path, default=REPO / "dist" / "dl",
+                         help="where PyPI sdists are kept, as the SDK's dl/ (dist/dl)")
         cmd.add_argument("--mtime", type=int, help="timestamp of every member (default: SOURCE_DATE_EPOCH, "
                                                    "else the last commit's time)")
-    cmd = sub.add_parser("stage", help="write the Python package and entry points under DESTDIR (SDK build)")
-    cmd.add_argument("dest", type=Path)
-    cmd.add_argument("--source", type=Path, default=REPO, help="project checkout (default: this one)")
-    _common(cmd)
+        cmd.add_argument("--free-kb", type=int, help="free flash on the device in KiB (`df -k /overlay`, "
+                                                     "column Available), to check the footprint against")
+        cmd.add_argument("--index", type=Path, action="append", default=[],
+                         help="a release feed's Packages(.gz) for exact sizes of the packages pulled in "
+                              "(the device's /var/opkg-lists/*); repeatable")
+        cmd.add_argument("--no-report", action="store_true", help="build only")
     return parser
 
 
-def _common(cmd: argparse.ArgumentParser) -> None:
-    cmd.add_argument("--python-version", default=DEFAULT_PYTHON_VERSION,
-                     help=f"target Python X.Y, for the site-packages path (default {DEFAULT_PYTHON_VERSION})")
-
-
 def main(argv: list[str] | None = None) -> int:
+    from tools.footprint import FootprintError, report
+    from tools.pypi import SdistError
+
     args = _parser().parse_args(argv)
     try:
         if args.command == "ipk":
-            print(build(args.out, python_version=args.python_version, mtime=args.mtime))
-        elif args.command == "feed":
-            print(build_feed(args.out, python_version=args.python_version, mtime=args.mtime))
+            built = build_all(args.out, args.dl, python_version=args.python_version, mtime=args.mtime)
         else:
-            stage(args.dest, args.source.resolve(), args.python_version)
-            print(args.dest)
-    except (ValueError, FileNotFoundError, KeyError) as exc:
+            built = build_feed(args.out, args.dl, python_version=args.python_version, mtime=args.mtime)
+        for path in built:
+            print(path)
+        if not args.no_report:
+            print()
+            print(report(built, args.python_version, indexes=args.index, free_kb=args.free_kb, dl_dir=args.dl))
+    except (ValueError, OSError, KeyError, SdistError, FootprintError) as exc:
         print(f"mkipk: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -132,8 +132,13 @@ def run(config, reload_config=None) -> int:
 
     log = logging.getLogger("pineapple.daemon")
     daemon = Daemon(config, reload_config)
-    # Before anything else: SIGHUP's default action would end the process.
+    # Before anything else: SIGHUP's default action would end the process,
+    # and a SIGTERM while starting (MQTT may already be online) must still
+    # stop cleanly, once the parts it drains exist.
     signal.signal(signal.SIGHUP, lambda _num, _frame: daemon.request_reload())
+    early_stops: list[str] = []
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda num, _frame: early_stops.append(signal.Signals(num).name))
     try:
         daemon.start()
     except (ServerError, OSError) as exc:
@@ -150,6 +155,8 @@ def run(config, reload_config=None) -> int:
         return 1
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda num, _frame: daemon.request_stop(signal.Signals(num).name))
+    for reason in early_stops[:2]:
+        daemon.request_stop(reason)
     journal = daemon.manager.journal_status()["state"]
     log.info("ready: pineapple-jobd %s on %s (%d workers, state in %s%s)", __version__,
              config.daemon.socket, config.daemon.workers, config.daemon.state_dir,

@@ -1,5 +1,5 @@
-"""Fixtures: one .ipk build and one installed sandbox per session (cloned per
-test that changes it)."""
+"""Fixtures: one build and one installed sandbox per target Python and
+session (cloned per test that changes it)."""
 from __future__ import annotations
 
 import shutil
@@ -8,20 +8,31 @@ from pathlib import Path
 import pytest
 
 from devtools.sandbox import Sandbox
-from tests.openwrt.helpers import REPO, make_sandbox
-from tools import mkipk
+from tests.openwrt.helpers import REPO, TARGETS, build_ours, make_sandbox, target_interpreter
+
+
+@pytest.fixture(scope="session", params=TARGETS, ids=[f"py{v}" for v in TARGETS])
+def target(request: pytest.FixtureRequest) -> str:
+    """The target Python X.Y (its release feed is tools/releases.py's)."""
+    target_interpreter(request.param)
+    return request.param
 
 
 @pytest.fixture(scope="session")
-def built_ipk(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The package as `make ipk` builds it."""
-    return mkipk.build(tmp_path_factory.mktemp("ipk"))
+def built(tmp_path_factory: pytest.TempPathFactory, target: str) -> dict[str, Path]:
+    """Both packages as `make ipk` builds them: name -> .ipk."""
+    return build_ours(tmp_path_factory.mktemp("ipk"), target)
 
 
 @pytest.fixture(scope="session")
-def feed_template(tmp_path_factory: pytest.TempPathFactory, built_ipk: Path) -> Sandbox:
-    """Stub dependencies + the .ipk in a feed; nothing but libc installed."""
-    return make_sandbox(tmp_path_factory.mktemp("feed") / "sb", built_ipk)
+def built_ipk(built: dict[str, Path]) -> Path:
+    return built["pineapple-jobd"]
+
+
+@pytest.fixture(scope="session")
+def feed_template(tmp_path_factory: pytest.TempPathFactory, built: dict[str, Path], target: str) -> Sandbox:
+    """The release feed + ours; nothing but libc installed."""
+    return make_sandbox(tmp_path_factory.mktemp("feed") / "sb", built, target)
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +53,7 @@ def installed(tmp_path: Path, installed_template: Sandbox) -> Sandbox:
     return installed_template.clone(tmp_path / "sb")
 
 
-SNAPSHOT_PARTS = ("setup.py", "Makefile", "pineapple", "tools", "devtools", "openwrt")
+SNAPSHOT_PARTS = ("setup.py", "README.md", "LICENSE", "Makefile", "pineapple", "tools", "devtools", "openwrt")
 
 
 @pytest.fixture

@@ -77,11 +77,23 @@ def closure(packages: set[str], extra_depends: dict[str, set[str]] | None = None
     return result
 
 
-def blocked_modules(installed: set[str]) -> set[str]:
-    """Top-level import names that are missing on a device where only the
-    ``installed`` packages (and python3-light) are present."""
+# Sub-packages a release does not have yet: their modules are in its
+# python3-light (19.07's files/python3-package-*.mk; 21.02 added readline,
+# 22.03 uuid, 23.05 venv).
+NOT_SPLIT_YET: dict[str, frozenset[str]] = {
+    "3.7": frozenset({"python3-readline", "python3-uuid", "python3-venv"}),
+    "3.9": frozenset({"python3-uuid", "python3-venv"}),
+    "3.10": frozenset({"python3-venv"}),
+}
+
+
+def blocked_modules(installed: set[str], python_version: str = "3.11") -> set[str]:
+    """Top-level import names that are missing on a device of the release
+    shipping ``python_version`` where only the ``installed`` packages (and
+    python3-light) are present."""
     blocked = set(NEVER_SHIPPED)
+    in_light = NOT_SPLIT_YET.get(python_version, frozenset())
     for package, modules in SUBPACKAGE_MODULES.items():
-        if package not in installed:
+        if package not in installed and package not in in_light:
             blocked |= _BLOCK_NAMES.get(package, modules)
     return blocked

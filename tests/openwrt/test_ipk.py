@@ -1,10 +1,11 @@
-"""`make ipk` / `make feed`: the .ipk's layout, control data and
-reproducibility, without installing it."""
+"""`make ipk` / `make feed`: the packages' layout, control data and
+reproducibility, without installing them."""
 from __future__ import annotations
 
 import gzip
 import hashlib
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -15,7 +16,7 @@ import pytest
 
 import pineapple
 from devtools import ipk
-from tests.openwrt.helpers import OPENWRT, SITE, makefile_package
+from tests.openwrt.helpers import DL_DIR, OPENWRT, SITE, build_ours, makefile_package
 from tools import mkipk
 
 
@@ -97,17 +98,45 @@ def test_control_fields_follow_the_feed_makefile(built_ipk: Path) -> None:
     assert control["Package"] == "pineapple-jobd"
     assert control["Version"] == f"{pineapple.__version__}-{make['PKG_RELEASE']}"
     assert make["PKG_VERSION"] == pineapple.__version__
-    # package-pack.mk: EXTRA_DEPENDS, then libc (PKG_FIXUP_DEPENDS), then
-    # DEPENDS, without repeating the package EXTRA_DEPENDS names.
-    assert make["EXTRA_DEPENDS"] == "python3-paho-mqtt (>= 2.0)"
-    listed = [dep.lstrip("+") for dep in make["DEPENDS"].split() if dep != "+python3-paho-mqtt"]
-    assert control["Depends"] == ", ".join([make["EXTRA_DEPENDS"], "libc", *listed])
+    # package-pack.mk: libc (PKG_FIXUP_DEPENDS), then DEPENDS; no version
+    # constraint: every release's python3-paho-mqtt (1.5.1 on) will do.
+    assert "EXTRA_DEPENDS" not in make
+    listed = [dep.lstrip("+") for dep in make["DEPENDS"].split()]
+    assert control["Depends"] == ", ".join(["libc", *listed])
     assert control["Architecture"] == "all"
     assert control["License"] == make["PKG_LICENSE"] == "MIT"
     assert control["Maintainer"] == make["PKG_MAINTAINER"]
     assert control["Section"] == make["SECTION"]
     assert control["Source"].endswith("/pineapple-jobd")
     assert control["Description"].startswith("pineapple-jobd runs opkg")
+
+
+def test_python3_sh_is_sh_py_of_the_checked_sdist(built: dict, target: str) -> None:
+    path = built["python3-sh"]
+    control = control_of(path)
+    make = makefile_package("python-sh", "python3-sh")
+    assert path.name == "python3-sh_1.14.3-1_all.ipk"
+    assert control["Depends"] == "libc, python3-light, python3-logging"
+    assert (control["Source"], control["SourceName"]) == ("feeds/pineapple/python-sh", "python-sh")
+    assert control["License"] == "MIT" and control["LicenseFiles"] == "LICENSE.txt"
+    assert control["Maintainer"] == make["PKG_MAINTAINER"] and control["Section"] == "lang"
+    files = {name for name, info in data_entries(path).items() if info.isfile()}
+    assert files == {f"{mkipk.site_packages(target).lstrip('/')}/sh.py"}
+    sh_py = ipk.read_ipk(path)[1][f"data/.{mkipk.site_packages(target)}/sh.py"]
+    assert b'__version__ = "1.14.3"' in sh_py
+
+
+def test_a_wrong_sdist_is_refused(snapshot: Path, tmp_path: Path) -> None:
+    from tools.pypi import SdistError
+
+    makefile = snapshot / "openwrt" / "python-sh" / "Makefile"
+    good = makefile_package("python-sh", "python3-sh")["PKG_HASH"]
+    makefile.write_text(makefile.read_text().replace(good, "0" * 64))
+    dl = tmp_path / "dl"
+    dl.mkdir()
+    shutil.copy2(DL_DIR / "sh-1.14.3.tar.gz", dl)  # present, but not what PKG_HASH says: downloaded again, refused
+    with pytest.raises(SdistError, match="PKG_HASH"):
+        mkipk.build_sh(tmp_path / "out", dl, repo=snapshot)
 
 
 def test_installed_size_is_the_uncompressed_data_tar(built_ipk: Path) -> None:
@@ -141,27 +170,40 @@ def test_same_sources_give_the_same_bytes(snapshot: Path, tmp_path: Path) -> Non
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
-def test_make_ipk_and_make_feed(snapshot: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("version", ["3.7", "3.11"])
+def test_make_ipk_and_make_feed(snapshot: Path, tmp_path: Path, version: str) -> None:
     env_epoch = {"SOURCE_DATE_EPOCH": "1700000000"}
-    reference = mkipk.build(tmp_path / "ref", repo=snapshot, mtime=1700000000)
+    reference = build_ours(tmp_path / "ref", version, repo=snapshot, mtime=1700000000)
     out, feed = tmp_path / "dist", tmp_path / "feed"
     feed.mkdir()
     (feed / "pineapple-jobd_0.0.1-1_all.ipk").write_bytes(b"an older build")
+    outputs = {}
     for target, var, value in (("ipk", "IPK_OUT", out), ("feed", "FEED_OUT", feed)):
-        subprocess.run(["make", "-s", "-C", str(snapshot), target, f"{var}={value}", f"PYTHON={sys.executable}"],
-                       check=True, capture_output=True, timeout=60, env={**_clean_env(), **env_epoch})
+        done = subprocess.run(["make", "-s", "-C", str(snapshot), target, f"{var}={value}", f"PYTHON={sys.executable}",
+                               f"IPK_PYTHON_VERSION={version}", f"DL_DIR={DL_DIR}", "FREE_FLASH_KB=100000"],
+                              check=True, capture_output=True, text=True, timeout=300,
+                              env={**_clean_env(), **env_epoch})
+        outputs[target] = done.stdout
     # A separate process (and `make feed`) produces byte-identical packages.
-    assert (out / reference.name).read_bytes() == reference.read_bytes()
-    assert sorted(p.name for p in feed.iterdir()) == sorted([reference.name, "Packages", "Packages.gz"])
-    blob = (feed / reference.name).read_bytes()
-    assert blob == reference.read_bytes()
+    for path in reference.values():
+        assert (out / path.name).read_bytes() == path.read_bytes()
+        assert (feed / path.name).read_bytes() == path.read_bytes()
+    assert sorted(p.name for p in feed.iterdir()) == sorted([p.name for p in reference.values()]
+                                                            + ["Packages", "Packages.gz"])
     index = (feed / "Packages").read_text()
     assert gzip.decompress((feed / "Packages.gz").read_bytes()).decode() == index
-    stanza = ipk.parse_control(index)
-    assert stanza["Filename"] == reference.name
-    assert stanza["Size"] == str(len(blob))
-    assert stanza["SHA256sum"] == hashlib.sha256(blob).hexdigest()
+    stanzas = {s["Package"]: s for s in map(ipk.parse_control, index.strip().split("\n\n"))}
+    for name, path in reference.items():
+        blob = path.read_bytes()
+        assert stanzas[name]["Filename"] == path.name
+        assert stanzas[name]["Size"] == str(len(blob))
+        assert stanzas[name]["SHA256sum"] == hashlib.sha256(blob).hexdigest()
     assert index.index("SHA256sum:") < index.index("Description:")
+    # make ipk reports the footprint against the free flash given.
+    for name, path in reference.items():
+        size_kib = -(-int(control_of(path)["Installed-Size"]) // 1024)
+        assert re.search(rf"^  {name} +\S+ +{size_kib} KiB  this build$", outputs["ipk"], re.M), outputs["ipk"]
+    assert "free flash 100000 KiB: fits" in outputs["ipk"]
 
 
 def test_python_version_sets_the_site_packages_path(snapshot: Path, tmp_path: Path) -> None:
@@ -169,15 +211,6 @@ def test_python_version_sets_the_site_packages_path(snapshot: Path, tmp_path: Pa
     assert "usr/lib/python3.13/site-packages/pineapple/__init__.py" in data_entries(path)
     with pytest.raises(ValueError):
         mkipk.site_packages("3")
-
-
-def test_stage_writes_what_the_sdk_build_packages(snapshot: Path, tmp_path: Path) -> None:
-    # openwrt/pineapple-jobd/Makefile's Build/Compile runs `mkipk.py stage`.
-    dest = tmp_path / "ipkg-install"
-    assert mkipk.main(["stage", str(dest), "--source", str(snapshot), "--python-version", "3.11"]) == 0
-    staged = {p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file()}
-    assert staged == {t.lstrip("/") for t in mkipk.staged_files(snapshot)}
-    assert (dest / "usr/bin/pineapple-jobd").stat().st_mode & 0o777 == 0o755
 
 
 def test_version_mismatch_stops_the_build(snapshot: Path, tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from pineapple import errors
 from pineapple.errors import JobError
 from pineapple.opkg.runner import RunControl
 from pineapple.opkg.system import OpkgSystem, is_lock_busy
+from tests.fixtures.opkgs import OPKGS
 from tests.opkg.helpers import CallLog, lock_holder, make_system
 
 DAY = 86400.0
@@ -117,13 +118,7 @@ def test_is_lock_busy(sandbox, calls):
 
 
 # ------------------------------------------------------- parsed once, kept fresh
-REAL_OPKG = os.environ.get("PINEAPPLE_TEST_OPKG", "")
-OTHER_OPKGS = [
-    pytest.param("", id="stand-in"),
-    pytest.param(REAL_OPKG, id="opkg-lede", marks=pytest.mark.skipif(
-        not os.access(REAL_OPKG or "/nonexistent", os.X_OK),
-        reason="set PINEAPPLE_TEST_OPKG to a real opkg-lede binary to run this against it")),
-]
+OTHER_OPKGS = OPKGS
 
 
 def later() -> float:
