@@ -34,8 +34,21 @@ from tests.openwrt.stdlib_split import SUBPACKAGE_MODULES, blocked_modules, clos
 from tools import mkipk
 from tools.releases import release_for
 
-# Standard-library top-level names (sys.stdlib_module_names is 3.10+).
-STDLIB = set(getattr(sys, "stdlib_module_names", ())) or set(sys.builtin_module_names)
+
+def _stdlib_names() -> set[str]:
+    """Top-level standard-library names (sys.stdlib_module_names is 3.10+)."""
+    if hasattr(sys, "stdlib_module_names"):
+        return set(sys.stdlib_module_names)
+    import os
+
+    stdlib = Path(os.__file__).parent
+    names = set(sys.builtin_module_names)
+    for directory in (stdlib, stdlib / "lib-dynload"):
+        names |= {entry.name.split(".")[0] for entry in directory.iterdir() if entry.name != "site-packages"}
+    return names
+
+
+STDLIB = _stdlib_names()
 FILES = OPENWRT / "pineapple-jobd" / "files"
 CONFIG = FILES / "pineapple-jobd.config"
 INIT = FILES / "pineapple-jobd.init"
