@@ -467,3 +467,29 @@ def test_shutdown_stops_firing(h):
     h.scheduler.shutdown()
     h.advance(2 * HOUR)
     assert h.jobs() == []
+
+
+# --------------------------------------------------------------------- reload
+def test_reload_applies_config_schedules_all_or_nothing(h: Harness):
+    daily = ScheduleDefinition("nightly", "noop", {}, {"type": "daily", "at": "04:00", "timezone": "UTC"}, {})
+    h.scheduler.reload([daily])
+    assert h.scheduler.get("nightly")["source"] == "config"
+    add(h, "api", HOURLY)
+    broken = ScheduleDefinition("other", "no-such-type", {}, HOURLY, {})
+    with pytest.raises(ValueError):
+        h.scheduler.reload([daily, broken])
+    assert sorted(s["schedule_id"] for s in h.scheduler.list()) == ["api", "nightly"]  # as before
+    h.scheduler.reload([])
+    assert [s["schedule_id"] for s in h.scheduler.list()] == ["api"]  # API schedules stay
+
+
+def test_reload_follows_a_changed_device_zone(h: Harness, monkeypatch):
+    monkeypatch.setenv("TZ", "CET-1CEST,M3.5.0,M10.5.0/3")
+    local = ScheduleDefinition("local", "noop", {}, {"type": "daily", "at": "04:00"}, {})
+    pinned = ScheduleDefinition("pinned", "noop", {}, {"type": "daily", "at": "04:00", "timezone": "UTC"}, {})
+    h.scheduler.reload([local, pinned])
+    assert h.scheduler.get("local")["next_run_epoch"] == datetime(2025, 6, 2, 2, tzinfo=UTC).timestamp()
+    monkeypatch.setenv("TZ", "EST5EDT,M3.2.0,M11.1.0")  # the device moved (LuCI rewrote /etc/TZ)
+    h.scheduler.reload([local, pinned])
+    assert h.scheduler.get("local")["next_run_epoch"] == datetime(2025, 6, 2, 8, tzinfo=UTC).timestamp()
+    assert h.scheduler.get("pinned")["next_run_epoch"] == datetime(2025, 6, 2, 4, tzinfo=UTC).timestamp()
