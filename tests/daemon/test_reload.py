@@ -10,8 +10,10 @@ import time
 
 import pytest
 
+from devtools.sandbox import PackageSpec, Sandbox
 from tests.api.helpers import wait_until
 from tests.fixtures.daemon import DaemonProcess
+from tests.fixtures.opkgs import OPKGS
 
 SLOW = {"OPKG_STANDIN_DOWNLOAD_DELAY": "1.5"}  # each package download takes 1.5 s
 BASE = """config daemon 'main'
@@ -27,16 +29,17 @@ class ConfiguredDaemon(DaemonProcess):
     """A daemon whose daemon options all come from its UCI file (flags would
     win over the file): the file starts with the socket and state paths."""
 
-    def __init__(self, *args, config_path, **kwargs) -> None:
+    def __init__(self, *args, config_path, opkg_binary: str = "", **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.config_path = config_path
+        self.opkg_binary = opkg_binary or str(self.sandbox.opkg_path)
         self.paths = (f"config daemon 'main'\n\toption socket '{self.socket}'\n"
                       f"\toption state_dir '{self.state_dir}'\n")
         self.offset = self.paths.count("\n")  # lines before the test's own text
 
     def argv(self) -> list[str]:
         return [sys.executable, "-m", "pineapple.daemon.main", "--config", str(self.config_path),
-                "--opkg-binary", str(self.sandbox.opkg_path), "--opkg-root", str(self.sandbox.root),
+                "--opkg-binary", self.opkg_binary, "--opkg-root", str(self.sandbox.root),
                 "--opkg-conf", str(self.sandbox.conf)]
 
     def write(self, text: str) -> None:
@@ -55,11 +58,12 @@ class ConfiguredDaemon(DaemonProcess):
 def configured(sandbox, tmp_path):
     started = []
 
-    def start(text: str = BASE, env: dict | None = None) -> ConfiguredDaemon:
+    def start(text: str = BASE, env: dict | None = None, opkg_binary: str = "",
+              on: Sandbox | None = None) -> ConfiguredDaemon:
         path = tmp_path / f"pineapple-jobd-{len(started)}"
         work = tmp_path / f"d{len(started)}"
         work.mkdir()
-        daemon = ConfiguredDaemon(sandbox, work, env=env, config_path=path)
+        daemon = ConfiguredDaemon(on or sandbox, work, env=env, config_path=path, opkg_binary=opkg_binary)
         daemon.write(text)
         started.append(daemon)
         return daemon.start()
@@ -173,3 +177,26 @@ def test_mqtt_follows_a_reload_while_an_install_runs(configured, broker):
         assert client.stats()["mqtt"] is None
     finally:
         recorder.close()
+
+
+@pytest.mark.parametrize("binary", OPKGS)
+def test_a_reload_during_a_slow_postinst_leaves_the_install_alone(configured, tmp_path, binary):
+    """With the stand-in and with real opkg-lede: a package whose postinst
+    takes seconds (run under -o with --force-postinstall), a reload while it
+    runs, and the install still ends as it would have."""
+    slow = Sandbox.create(tmp_path / "slow", packages=[
+        PackageSpec("libc", "1.2.4-4"),
+        PackageSpec("slowpkg", "1.0-1", depends=["libc"],
+                    scripts={"postinst": "#!/bin/sh\nsleep 3\necho configured > \"$PKG_ROOT/slow-done\"\n"}),
+    ], installed=["libc"])
+    text = BASE + "config opkg 'opkg'\n\tlist extra_args '--force-postinstall'\n"
+    daemon = configured(text, opkg_binary=binary, on=slow)
+    client = daemon.client(timeout=30)
+    job_id = client.install(["slowpkg"])["job_id"]
+    wait_until(lambda: client.poll(job_id)["state"] == "running", what="the install to run")
+    daemon.reload(text.replace("workers '1'", "workers '2'"))
+    daemon.wait_log("reload: daemon.workers 1 -> 2")
+    final = client.wait(job_id, timeout=60)
+    assert final["state"] == "succeeded", final
+    assert (slow.root / "slow-done").read_text() == "configured\n"
+    assert slow.installed()["slowpkg"] == "1.0-1"
