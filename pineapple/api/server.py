@@ -30,6 +30,7 @@ import fcntl
 import logging
 import os
 import select
+import signal
 import socket
 import struct
 from collections import deque
@@ -175,6 +176,7 @@ class ApiServer:
         self._events: deque[JobEvent] = deque()
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._wake_pending = False
+        self._signal_fd_before: int | None = None  # set_wakeup_fd's earlier value while ours is set
         self._running = False
         self._calls: deque[Callable[[], None]] = deque()
         self._idle_deadline: float | None = None  # no connection can expire before this
@@ -199,6 +201,19 @@ class ApiServer:
         self._epoll.register(self._listen_fd, _EPOLLIN)
         self._epoll.register(self._wake_r, _EPOLLIN)
         self.service.manager.add_listener(self._on_job_event)
+
+    def wake_on_signals(self) -> None:
+        """Wake the I/O loop whenever the process takes a signal (call on the
+        main thread, before the signals' handlers are needed).
+
+        Python runs signal handlers on the main thread, the I/O thread here,
+        between bytecodes; but the kernel hands a process-directed signal to
+        any thread that does not block it (one of sh's threads being created,
+        a worker), and then ``epoll_wait`` goes on sleeping: the handler (a
+        reload, a stop) would wait for the next client or job event, which
+        may never come. With the wake pipe as the wakeup fd, the C-level
+        handler writes to it on whichever thread it ran."""
+        self._signal_fd_before = signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
 
     def serve_forever(self) -> None:
         """Run the I/O loop until :meth:`stop` is called."""
@@ -258,6 +273,9 @@ class ApiServer:
             _unlink_quietly(self.path + ".lock")
             os.close(self._lock_fd)
             self._lock_fd = None
+        if self._signal_fd_before is not None:  # before the pipe closes: the fd number may be reused
+            signal.set_wakeup_fd(self._signal_fd_before)
+            self._signal_fd_before = None
         if self._wake_r >= 0:
             self._epoll.close()
             os.close(self._wake_r)

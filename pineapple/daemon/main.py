@@ -135,6 +135,9 @@ def run(config, reload_config=None) -> int:
     # Before anything else: SIGHUP's default action would end the process,
     # and a SIGTERM while starting (MQTT may already be online) must still
     # stop cleanly, once the parts it drains exist.
+    # The kernel may hand a signal to any thread: the wake pipe makes the I/O
+    # loop run the handler at once wherever it landed (ApiServer.wake_on_signals).
+    daemon.server.wake_on_signals()
     signal.signal(signal.SIGHUP, lambda _num, _frame: daemon.request_reload())
     early_stops: list[str] = []
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -200,3 +200,40 @@ def test_a_reload_during_a_slow_postinst_leaves_the_install_alone(configured, tm
     assert final["state"] == "succeeded", final
     assert (slow.root / "slow-done").read_text() == "configured\n"
     assert slow.installed()["slowpkg"] == "1.0-1"
+
+
+SIGNAL_ON_WORKER = """import os, signal, threading, time
+
+def run(job, trigger, done):
+    # Wait for the test's go, then take the SIGHUP on this worker thread:
+    # what happens when the kernel hands a process-directed signal to any
+    # thread but the main one (one creating threads, as sh does per run).
+    deadline = time.monotonic() + 60
+    while not os.path.exists(trigger) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    signal.pthread_kill(threading.get_ident(), signal.SIGHUP)
+    while not os.path.exists(done) and not job.stop_requested and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return {"ok": True}
+"""
+
+
+def test_a_sighup_taken_by_a_worker_thread_reloads_without_waiting_for_a_request(configured, tmp_path):
+    """Signals go to whichever thread the kernel picks; the I/O loop must
+    wake for one taken on another thread even while no client says a word."""
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "onworker.py").write_text(SIGNAL_ON_WORKER)
+    trigger, done = tmp_path / "go", tmp_path / "done"
+    text = BASE + f"config job_type 'onworker'\n\toption handler 'onworker:run'\n\toption path '{code}'\n"
+    daemon = configured(text)
+    client = daemon.client(timeout=30)
+    job_id = client.submit("onworker", trigger=str(trigger), done=str(done))["job_id"]
+    wait_until(lambda: client.poll(job_id)["state"] == "running", what="the job to run")
+    daemon.write(text.replace("workers '1'", "workers '2'"))
+    trigger.touch()  # from here on the socket stays silent until the reload is logged
+    try:
+        daemon.wait_log("reload: daemon.workers 1 -> 2")
+    finally:
+        done.touch()
+    assert client.wait(job_id, timeout=30)["state"] == "succeeded"
