@@ -31,6 +31,7 @@ from .. import errors
 from .clock import SystemClock
 from .events import REMOVED, STATE, EventBus, JobEvent, Listener
 from .job import Job, JobLogger, RecordedJob, error_from_exception
+from .job_runner import RunnerMap
 from .pool import WorkerPool
 from .records import record_problem
 from .state import ACTIVE_STATES, CANCELLED, FAILED, HELD, INTERRUPTED, QUEUED, RUNNING, SUCCEEDED
@@ -73,25 +74,35 @@ def new_job_id() -> str:
 class JobManager:
     """Runs :class:`Job` objects in the background and tracks them by id.
 
-    :param name: logger name (as in the Pineapple library).
+    :param name: the manager's name (``name``), also its logger's name (as in
+        the Pineapple library); with a ``module`` the logger is the module's
+        (``NAME.jobs`` under it), so job lines land in the module's log.
     :param log_level: level of that logger.
-    :param module: a Pineapple ``Module``; when given, a ``poll_job`` action
-        and a shutdown handler are registered on it.
-    :param workers: size of the worker pool (threads are started on demand).
+    :param module: a Pineapple ``Module``; when given, ``poll_job`` and
+        ``check_background_job`` actions (the same answer: Hak5 front ends
+        poll both) and a shutdown handler are registered on it.
+    :param workers: threads for jobs without a ``resource`` (started on
+        demand). Jobs holding a resource (the opkg jobs) never wait for
+        these: each gets a thread of its own, so at most ``workers`` plus
+        one per resource in use run at once (see :mod:`.pool`).
     :param retention: seconds a finished job is kept (None: forever).
     :param max_finished: finished jobs kept at most, oldest dropped first.
-    :param max_queued: jobs waiting to start at most (then ``queue_full``).
+    :param max_queued: jobs waiting to start at most (then ``queue_full``);
+        None (the default, as Hak5's library): no limit. The daemon sets one.
     :param state_dir: where the journal lives; None keeps records in memory only.
     :param clock: time source (tests pass a :class:`FakeClock`).
     :param stop_grace: seconds a stopped job gets before its record is finished anyway.
     """
 
     def __init__(self, name: str = "pineapple", log_level: int = logging.ERROR, module: Any = None, *,
-                 workers: int = 2, retention: float | None = 600.0, max_finished: int | None = 50,
-                 max_queued: int = 1000, state_dir: str | os.PathLike | None = None,
+                 workers: int = 4, retention: float | None = 600.0, max_finished: int | None = 50,
+                 max_queued: int | None = None, state_dir: str | os.PathLike | None = None,
                  clock: SystemClock | None = None, stop_grace: float = 10.0,
                  journal_max_bytes: int | None = None) -> None:
-        self.logger = logging.getLogger(name)
+        self.name = name
+        module_logger = getattr(module, "logger", None)
+        self.logger = (module_logger.getChild("jobs") if isinstance(module_logger, logging.Logger)
+                       else logging.getLogger(name))
         self.logger.setLevel(log_level)
         self.clock = clock or SystemClock()
         self.retention = retention
@@ -254,6 +265,22 @@ class JobManager:
         self._finish(job, CANCELLED, "cancelled before it started", errors.CANCELLED)
         return True
 
+    def stop_job(self, job: Job | None = None, job_id: str | None = None) -> bool:
+        """Hak5's name for :meth:`cancel_job`, taking the job or its id.
+        A job that already finished is left alone (Hak5's called its
+        ``stop()`` again). ValueError when neither is given."""
+        if job is None and job_id is None:
+            raise ValueError("stop_job needs a job or a job_id")
+        job_id = job_id if job_id is not None else job.id  # type: ignore[union-attr]
+        return job_id is not None and self.cancel_job(job_id)
+
+    @property
+    def jobs(self) -> RunnerMap:
+        """Every job this manager knows (until pruned), by id, in submission
+        order, each as a :class:`~pineapple.jobs.job_runner.JobRunner`
+        (``.job``, ``.running``): Hak5's ``JobManager.jobs``, live."""
+        return RunnerMap(self)
+
     def remove_job(self, job_id: str) -> bool:
         """Forget a job. Returns True if it existed, False for an unknown id
         (never raises). A queued or running job is cancelled first."""
@@ -391,7 +418,7 @@ class JobManager:
     def _check_accepting(self) -> None:
         if self._closing:
             raise errors.JobError("the job manager is shutting down", errors.SHUTTING_DOWN)
-        if self._pool.pending() + len(self._held) >= self.max_queued:
+        if self.max_queued is not None and self._pool.pending() + len(self._held) >= self.max_queued:
             raise errors.JobError(f"too many queued jobs (limit {self.max_queued})", errors.QUEUE_FULL)
 
     def _active_duplicate(self, job: Job) -> str | None:
@@ -749,6 +776,9 @@ class JobManager:
     # ----------------------------------------------------------------- module
     def _attach_module(self, module: Any) -> None:
         module.register_action_handler("poll_job", self._poll_job_action)
+        # Several Hak5 front ends (nmap, tcpdump, hcxdumptool) poll this name in
+        # their uninstall dialog and no backend registers it: answer it as poll_job.
+        module.register_action_handler("check_background_job", self._poll_job_action)
         module.register_shutdown_handler(lambda *_: self.shutdown(wait=False))
 
     def _poll_job_action(self, request: Any) -> Any:

@@ -4,6 +4,13 @@ Jobs that name the same resource run one at a time, in submission order;
 the others run beside them. A resource is held from the moment its job
 enters the ready queue until that job's run returns, so a later job on the
 same resource can never overtake an earlier one.
+
+Two lanes, one pool: jobs without a resource run on at most ``size``
+threads; a job holding its resource never waits for one of those — it
+gets a thread of its own. So long jobs (a capture, a sniffer that never
+ends) filling every general thread cannot keep an opkg job waiting, and
+the thread count stays bounded: at most ``size`` plus one per resource in
+use (``opkg`` is usually the only one). Idle threads beyond ``size`` exit.
 """
 from __future__ import annotations
 
@@ -26,7 +33,10 @@ class WorkerPool:
         self._run = run
         self.size = size
         self._name = name
-        self._ready: deque[Job] = deque()
+        self._ready: deque[Job] = deque()  # jobs without a resource, ready to run
+        self._ready_exclusive: deque[Job] = deque()  # jobs holding their resource, ready to run
+        self._busy_general = 0  # threads running a job without a resource (at most size)
+        self._busy_exclusive = 0  # threads running a job that holds its resource
         self._lanes: dict[str, deque[Job]] = {}  # waiting jobs behind a busy resource
         self._held: set[str] = set()
         self._cond = threading.Condition()
@@ -54,8 +64,9 @@ class WorkerPool:
                 if not lane:
                     del self._lanes[job.resource]
                 return True
-            if job in self._ready:
-                self._ready.remove(job)
+            ready = self._ready_exclusive if job.resource is not None else self._ready
+            if job in ready:
+                ready.remove(job)
                 self._release(job.resource)
                 return True
             return False
@@ -63,29 +74,31 @@ class WorkerPool:
     def pending(self) -> int:
         """Jobs waiting to start."""
         with self._cond:
-            return len(self._ready) + sum(len(lane) for lane in self._lanes.values())
+            return len(self._ready) + len(self._ready_exclusive) + sum(len(lane) for lane in self._lanes.values())
 
     def close(self) -> list[Job]:
         """Stop taking work; returns the jobs that never started. Running jobs
         finish on their threads, which then exit."""
         with self._cond:
             self._closed = True
-            leftover = list(self._ready)
+            leftover = list(self._ready) + list(self._ready_exclusive)
             for lane in self._lanes.values():
                 leftover.extend(lane)
             self._ready.clear()
+            self._ready_exclusive.clear()
             self._lanes.clear()
             self._cond.notify_all()
         return leftover
 
     def resize(self, size: int) -> None:
-        """Run on at most ``size`` threads from now on: more start as work
-        waits; surplus threads exit when their current job returns."""
+        """Run jobs without a resource on at most ``size`` threads from now
+        on: more start as work waits; surplus threads exit when their current
+        job returns."""
         if size < 1:
             raise ValueError("a pool needs at least one worker")
         with self._cond:
             self.size = size
-            while len(self._ready) > self._idle and len(self._threads) < self.size:
+            while self._startable() > self._idle and len(self._threads) < self._cap():
                 self._start_worker()
             self._cond.notify_all()  # idle surplus workers wake up and exit
 
@@ -102,13 +115,25 @@ class WorkerPool:
     def _make_ready(self, job: Job) -> None:
         if job.resource is not None:
             self._held.add(job.resource)
-        self._ready.append(job)
+            self._ready_exclusive.append(job)
+        else:
+            self._ready.append(job)
         self._wake_worker()
 
+    def _startable(self) -> int:
+        """Ready jobs that may start now (lock held): every one holding its
+        resource, the others while fewer than ``size`` of them run."""
+        return len(self._ready_exclusive) + min(len(self._ready), max(0, self.size - self._busy_general))
+
+    def _cap(self) -> int:
+        """Threads allowed now (lock held): ``size``, plus one per job that
+        holds its resource (running or ready: at most one per resource)."""
+        return self.size + self._busy_exclusive + len(self._ready_exclusive)
+
     def _wake_worker(self) -> None:
-        # Woken workers only count as busy once they run, so compare the ready
-        # jobs against the idle ones rather than just testing "anyone idle?".
-        if len(self._ready) > self._idle and len(self._threads) < self.size:
+        # Woken workers only count as busy once they run, so compare the
+        # startable jobs against the idle ones rather than testing "anyone idle?".
+        if self._startable() > self._idle and len(self._threads) < self._cap():
             self._start_worker()
         else:
             self._cond.notify()
@@ -118,7 +143,7 @@ class WorkerPool:
             return
         lane = self._lanes.get(resource)
         if lane:
-            self._ready.append(lane.popleft())  # the resource passes straight on
+            self._ready_exclusive.append(lane.popleft())  # the resource passes straight on
             if not lane:
                 del self._lanes[resource]
             self._wake_worker()
@@ -143,6 +168,10 @@ class WorkerPool:
                     log.exception("worker: running job %s failed", job.id)
                 finally:
                     with self._cond:
+                        if job.resource is None:
+                            self._busy_general -= 1
+                        else:
+                            self._busy_exclusive -= 1
                         self._release(job.resource)
         finally:
             self._retire(threading.current_thread())
@@ -154,21 +183,30 @@ class WorkerPool:
             if thread not in self._threads:
                 return  # a surplus worker after a resize, already forgotten
             self._threads.remove(thread)
-            if not self._closed and self._ready:
+            if not self._closed and self._startable():
                 log.error("worker %s ended with jobs waiting; starting another", thread.name)
                 self._wake_worker()
 
     def _next_job(self) -> Job | None:
         with self._cond:
-            while not self._ready and not self._closed and not self._surplus():
+            while True:
+                if self._ready_exclusive:
+                    self._busy_exclusive += 1
+                    return self._ready_exclusive.popleft()
+                if self._ready and self._busy_general < self.size:
+                    self._busy_general += 1
+                    return self._ready.popleft()
+                if self._closed:
+                    return None
+                if self._surplus():
+                    self._threads.remove(threading.current_thread())
+                    return None
                 self._idle += 1
                 self._cond.wait()
                 self._idle -= 1
-            if self._surplus():
-                self._threads.remove(threading.current_thread())
-                return None
-            return self._ready.popleft() if self._ready else None
 
     def _surplus(self) -> bool:
-        # Lock held. The pool shrank (resize): this thread is one too many.
-        return len(self._threads) > self.size
+        # Lock held, this thread idle: more threads than the general lane
+        # (size) plus the busy exclusive ones (the pool shrank, or an
+        # exclusive job just ended): this one is one too many.
+        return len(self._threads) > self.size + self._busy_exclusive

@@ -3,7 +3,7 @@
     module = Module("packetsnoop", dependencies=["tcpdump"])
     module.enable_dependency_actions()
 
-registers four actions a front end calls through the device's API:
+registers five actions a front end calls through the device's API:
 
 ``check_dependencies``
     ``{"dependencies": [{"name", "installed", "version"}], "installed": {name: version|null},
@@ -22,6 +22,9 @@ registers four actions a front end calls through the device's API:
     until the daemon prunes it). While pineapple-jobd is unreachable the
     answer is an ``{"error": ...}``: the job may still be running and is
     found again once the daemon is back.
+``check_background_job``
+    the same as ``poll_job`` (the uninstall dialogs of Hak5's nmap, tcpdump
+    and hcxdumptool pages poll this name).
 ``rebind_last_job``
     the last dependency job this module submitted, as ``poll_job`` would
     answer it, or ``null`` when there is none (or the daemon forgot it): a
@@ -199,6 +202,7 @@ class DependencyManager:
             "check_dependencies": self.handle_check,
             "manage_dependencies": self.handle_manage,
             "poll_job": self.handle_poll,
+            "check_background_job": self.handle_poll,  # what Hak5's uninstall dialogs poll
             "rebind_last_job": self.handle_rebind,
         }
 

@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
+from ..logger import LOG_MAX_BYTES, module_log_handler
 from .pool import WorkerPool
 from .request import Request
 from .server import ModuleError, ModuleSocket, bind_unix_socket, error_line, send_and_close
@@ -28,9 +29,9 @@ if TYPE_CHECKING:
 DEFAULT_SOCKET_DIR = "/tmp/modules"
 SOCKET_DIR_ENV = "PINEAPPLE_MODULE_SOCKET_DIR"
 MAX_REQUEST = 64 * 1024
-LOG_MAX_BYTES = 256 * 1024
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_CO_VARARGS = 0x04  # code.co_flags: the function takes *args
 
 Handler = Callable[[Request], Any]
 F = TypeVar("F", bound=Callable[..., Any])
@@ -125,11 +126,11 @@ class Module:
         requests are served. A raising start handler is logged; the module
         still starts."""
         def register(handler: Callable[[], Any]) -> Callable[[], Any]:
-            self.register_start_handler(handler)
+            self.register_startup_handler(handler)
             return handler
         return register(func) if func is not None else register
 
-    def register_start_handler(self, handler: Callable[[], Any]) -> None:
+    def register_startup_handler(self, handler: Callable[[], Any]) -> None:
         """Run ``handler()`` when the module starts (see :meth:`on_start`)."""
         self._start_handlers.append(handler)
 
@@ -144,8 +145,20 @@ class Module:
 
     def register_shutdown_handler(self, handler: Callable[[int | None], Any]) -> None:
         """Run ``handler(signum)`` when the module stops (see :meth:`on_shutdown`);
-        :class:`pineapple.jobs.JobManager` registers its own this way."""
-        self._shutdown_handlers.append(handler)
+        :class:`pineapple.jobs.JobManager` registers its own this way. A
+        handler that takes no argument is called without one (Hak5's
+        library called it with the signal and it failed)."""
+        self._shutdown_handlers.append(handler if _takes_an_argument(handler) else (lambda _signum: handler()))
+
+    # -------------------------------------------------------- notifications
+    def send_notification(self, message: str, level: int) -> bool:
+        """Show ``message`` in the device's notification list, from this
+        module, at ``level`` (``notification_helpers.INFO`` ... ``SUCCESS``).
+        False (and a log line) when the device's notification socket is
+        not there; see :mod:`pineapple.helpers.notification_helpers`."""
+        from ..helpers.notification_helpers import send_notification
+
+        return send_notification(message, self.name, level)
 
     # --------------------------------------------------------- dependencies
     @property
@@ -212,8 +225,12 @@ class Module:
             self._restore_signal_handlers(previous)
             self._stopped.set()
 
-    def shutdown(self, signum: int | None = None) -> None:
-        """Ask :meth:`start` to stop and return (from any thread or a handler)."""
+    def shutdown(self, sig: int | None = None, frame: object = None) -> None:
+        """Ask :meth:`start` to stop and return (from any thread or a handler).
+        Usable as a signal handler, and as Hak5's: a subclass may override
+        ``shutdown(self, sig, frame)`` and call ``super().shutdown(sig, frame)``;
+        ``sig`` is then what the shutdown handlers receive."""
+        signum = sig
         with self._lock:
             if not self._stop_requested:
                 self._stop_requested = True
@@ -293,7 +310,7 @@ class Module:
         for old in [h for h in logger.handlers if getattr(h, "_pineapple_module", False)]:
             logger.removeHandler(old)  # a Module built again with the same name (tests, reloads)
             old.close()
-        handler = _log_handler(self.log_path, max_bytes, backups)
+        handler = module_log_handler(self.log_path, max_bytes, backups)
         handler._pineapple_module = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
         return logger
@@ -336,7 +353,7 @@ class Module:
             signal.signal(signum, handler)
 
     def _on_signal(self, signum: int, frame: object) -> None:
-        self.shutdown(signum)
+        self.shutdown(signum, frame)  # an overriding shutdown(sig, frame) sees what Hak5's did
 
     def _write_pid_file(self) -> None:
         tmp = f"{self.pid_path}.{os.getpid()}.tmp"
@@ -354,28 +371,23 @@ class Module:
             pass
 
 
-def _log_handler(path: str, max_bytes: int, backups: int) -> logging.Handler:
-    from logging.handlers import RotatingFileHandler
-
-    class ModuleLogHandler(RotatingFileHandler):
-        """Opens (and creates the log dir) on the first record: building a
-        Module touches no file system, so tests and tools can construct one freely."""
-
-        def _open(self):  # type: ignore[no-untyped-def]
-            os.makedirs(os.path.dirname(self.baseFilename) or ".", exist_ok=True)
-            return super()._open()
-
-    handler = ModuleLogHandler(path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8", delay=True)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    return handler
-
-
 def _unlink_if(path: str, inode: int) -> None:
     try:
         if os.stat(path).st_ino == inode:
             os.unlink(path)
     except OSError:
         pass
+
+
+def _takes_an_argument(func: Callable[..., Any]) -> bool:
+    """Does ``func`` accept one positional argument? (No ``inspect``: it is
+    a slow import on a router.) Anything but a plain function or method is
+    assumed to, as documented."""
+    code = getattr(getattr(func, "__func__", func), "__code__", None)
+    if code is None:
+        return True
+    bound = 1 if getattr(func, "__self__", None) is not None else 0
+    return bool(code.co_flags & _CO_VARARGS) or code.co_argcount - bound >= 1
 
 
 def _name_of(func: Callable[..., Any]) -> str:

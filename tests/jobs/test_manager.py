@@ -94,7 +94,7 @@ def test_shared_resource_serialises_while_others_run_beside():
     overlaps = [(a[0], b[0]) for a, b in itertools.combinations(record, 2)
                 if a[2] < b[3] and b[2] < a[3]]
     assert overlaps, "no two jobs ever ran at the same time"
-    assert manager.thread_count <= 2
+    assert manager.thread_count <= 3  # two workers, plus the opkg lane's own thread
     manager.shutdown()
 
 
