@@ -5,14 +5,18 @@
   string, in its own session and process group, with stdout on a pty so
   opkg line-buffers and progress arrives live (on a pipe opkg
   block-buffers; see shared/reference/opkg.md).
+- A run ends when opkg has exited **and** both its streams are read to
+  EOF: real opkg prints its ``Collected errors:`` block and exits within a
+  millisecond, so deciding on the exit alone loses the error text.
 - Every run from this process holds one lock: the daemon never runs two
   opkg processes at once.
 - When *another* process holds opkg's lock (LuCI, a cron job), the run is
   retried with backoff for up to ``lock_wait`` seconds; the lock file is
   never deleted.
-- Stopping (cancel, timeout) signals only this run's process group:
-  SIGTERM, then SIGKILL after a short grace. Other opkg processes on the
-  system are never touched.
+- Stopping (cancel, timeout) signals only this run's process group with
+  :func:`stop_process_group`: SIGINT first (opkg then writes its status
+  database and exits 130, so a rollback knows what it unpacked), SIGTERM
+  and SIGKILL after graces. Other opkg processes are never touched.
 """
 from __future__ import annotations
 
@@ -27,9 +31,14 @@ from .. import errors
 from ..errors import JobError
 
 OPKG_SERIAL = threading.Lock()  # one opkg process at a time, daemon-wide
-KILL_GRACE = 3.0
+# SIGINT -> SIGTERM: opkg blocks SIGINT while it unpacks one package (so its
+# database and the files agree); a big package on slow flash takes seconds.
+INT_GRACE = 10.0
+KILL_GRACE = 3.0  # SIGTERM -> SIGKILL
+_GONE_POLL = 0.01
 
 LineSink = Callable[[str], None]
+SpawnHook = Callable[[int, int], None]  # (pid, pgid) of a started opkg
 
 
 @dataclass
@@ -55,13 +64,67 @@ class RunnerSettings:
     env_path: str = ""
 
 
+def group_exists(pgid: int) -> bool:
+    """Is any process (a zombie too) still in process group ``pgid``?"""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # there is one; it is not ours to signal
+    return True
+
+
+def stop_process_group(pgid: int, int_grace: float | None = None, term_grace: float | None = None,
+                       poll: float = _GONE_POLL) -> str | None:
+    """Stop process group ``pgid`` the way opkg wants to be stopped, and wait.
+
+    SIGINT first (opkg writes its status database, then exits 130), SIGTERM
+    when the group is still there after ``int_grace`` seconds, SIGKILL after
+    ``term_grace`` more; returns once the group is empty, or right after the
+    SIGKILL. The answer is the last signal's name ("SIGINT", "SIGTERM",
+    "SIGKILL"), or None when the group was already gone.
+
+    Works for any group, not only a child of this process (e.g. an opkg
+    orphaned by a crash of the daemon). A group whose leader is our own
+    unreaped child stays "there" until that child is waited for, so the
+    caller of a child's group must keep reaping it (sh's wait does)."""
+    graces = (INT_GRACE if int_grace is None else int_grace, KILL_GRACE if term_grace is None else term_grace)
+    last = None
+    for signum, grace in ((signal.SIGINT, graces[0]), (signal.SIGTERM, graces[1])):
+        if not _signal_group(pgid, signum):
+            return last
+        last = signum.name
+        if _wait_gone(pgid, grace, poll):
+            return last
+    return signal.SIGKILL.name if _signal_group(pgid, signal.SIGKILL) else last
+
+
+def _signal_group(pgid: int, signum: int) -> bool:
+    try:
+        os.killpg(pgid, signum)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def _wait_gone(pgid: int, seconds: float, poll: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while group_exists(pgid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(poll)
+    return True
+
+
 class RunControl:
     """Lets a job stop its opkg run from another thread."""
 
     def __init__(self) -> None:
         self.reason: str | None = None  # "cancelled" or "timeout" once stopped
         self._stopped = threading.Event()
-        self._process = None
+        self._pgid: int | None = None
+        self._stopper: threading.Thread | None = None
         self._lock = threading.Lock()
 
     @property
@@ -69,14 +132,13 @@ class RunControl:
         return self._stopped.is_set()
 
     def stop(self, reason: str = "cancelled") -> None:
-        """Stop the current run (and any later one) of this job."""
+        """Stop the current run (and any later one) of this job; returns at
+        once (the signals are sent on a thread of their own)."""
         with self._lock:
             if self.reason is None:
                 self.reason = reason
             self._stopped.set()
-            process = self._process
-        if process is not None:
-            _terminate_group(process)
+            self._start_stopper()
 
     def sleep(self, seconds: float) -> bool:
         """Wait ``seconds`` unless stopped first; True when stopped."""
@@ -88,16 +150,26 @@ class RunControl:
             code = errors.TIMEOUT if self.reason == "timeout" else errors.CANCELLED
             raise JobError(f"opkg run {self.reason}", code)
 
-    def _attach(self, process) -> None:
+    def _start_stopper(self) -> None:  # under self._lock
+        if self._pgid is not None and self._stopper is None:
+            self._stopper = threading.Thread(target=stop_process_group, args=(self._pgid,),
+                                             name=f"stop-opkg-{self._pgid}", daemon=True)
+            self._stopper.start()
+
+    def _attach(self, pgid: int) -> None:
         with self._lock:
-            self._process = process
-            stopped = self.stopped
-        if stopped:
-            _terminate_group(process)
+            self._pgid = pgid
+            if self.stopped:
+                self._start_stopper()
 
     def _detach(self) -> None:
+        """After the run's process was reaped: let a stop in progress finish
+        (what is left of the group: a maintainer script's children), so
+        nothing of this run still writes when the caller rolls back."""
         with self._lock:
-            self._process = None
+            stopper, self._stopper, self._pgid = self._stopper, None, None
+        if stopper is not None:
+            stopper.join()
 
 
 class OpkgRunner:
@@ -118,13 +190,19 @@ class OpkgRunner:
         return base + list(s.extra_args) + list(args)
 
     def run(self, args: list[str], on_line: LineSink, control: RunControl,
-            on_wait: Callable[[float], None] | None = None) -> OpkgRun:
-        """Run opkg once (retrying while another process holds its lock)."""
+            on_wait: Callable[[float], None] | None = None, on_spawn: SpawnHook | None = None) -> OpkgRun:
+        """Run opkg once (retrying while another process holds its lock).
+
+        ``on_line`` gets each stdout line as it arrives; ``on_wait`` the
+        seconds waited so far before each lock retry; ``on_spawn`` the pid
+        and process group of each opkg process right after it started,
+        before it is waited for (e.g. to journal it). Raises a
+        :class:`JobError` (``timeout``, ``cancelled``, ``opkg_not_found``)."""
         started, waits = time.monotonic(), 0
         with OPKG_SERIAL:
             while True:
                 control.check()
-                run = self._run_once(args, on_line, control)
+                run = self._run_once(args, on_line, control, on_spawn)
                 if not self._is_lock_busy(run) or not self._lock_wait(started, waits, control, on_wait):
                     run.lock_waits = waits
                     return run
@@ -143,7 +221,8 @@ class OpkgRunner:
             control.check()
         return True
 
-    def _run_once(self, args: list[str], on_line: LineSink, control: RunControl) -> OpkgRun:
+    def _run_once(self, args: list[str], on_line: LineSink, control: RunControl,
+                  on_spawn: SpawnHook | None) -> OpkgRun:
         argv = self.argv(args)
         out: list[str] = []
         err: list[str] = []
@@ -154,13 +233,29 @@ class OpkgRunner:
             on_line(line)
 
         started = time.monotonic()
-        process = self._spawn(argv, take_line, err.append)
-        control._attach(process)
+        process = self._spawn(argv, take_line, err.append).process
+        timed_out = threading.Event()
+
+        def on_timeout() -> None:
+            timed_out.set()
+            control.stop("timeout")
+
+        timer = threading.Timer(self.settings.timeout, on_timeout) if self.settings.timeout else None
         try:
-            self._wait(process, control)
+            if on_spawn is not None:
+                on_spawn(process.pid, process.pgid)
+            control._attach(process.pgid)
+            if timer is not None:
+                timer.daemon = True
+                timer.start()
+            rc = _wait_drained(process)
         finally:
+            if timer is not None:
+                timer.cancel()
             control._detach()
-        rc = process.exit_code if process.exit_code is not None else 255
+        if timed_out.is_set():
+            raise JobError(f"opkg did not finish within {self.settings.timeout:g}s and was stopped",
+                           errors.TIMEOUT)
         return OpkgRun([self.settings.binary, *argv], rc, out, "".join(err), time.monotonic() - started)
 
     def _spawn(self, argv: list[str], out: LineSink, err: LineSink):
@@ -173,10 +268,13 @@ class OpkgRunner:
                            errors.OPKG_NOT_FOUND) from None
         # _new_session, not sh 2.x's _new_group (sh 1.14 has none): its own
         # session is its own process group too, and without a controlling
-        # terminal opkg can never stop on reading the daemon's one.
-        return command(*argv, _bg=True, _bg_exc=False, _new_session=True, _tty_out=True,
-                       _out=out, _err=err, _ok_code=range(-256, 256), _env=self._env(),
-                       _decode_errors="replace")
+        # terminal opkg can never stop on reading the daemon's one. stdin is
+        # /dev/null, not sh's pipe: that pipe's writer thread polls every
+        # 0.1 s and sh waits for it at the end of each run.
+        with open(os.devnull, "rb") as devnull:
+            return command(*argv, _in=devnull, _bg=True, _bg_exc=False, _new_session=True, _tty_out=True,
+                           _out=out, _err=err, _ok_code=range(-256, 256), _env=self._env(),
+                           _decode_errors="replace")
 
     def _env(self) -> dict[str, str]:
         env = {"LC_ALL": "C", "PATH": self.settings.env_path or os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")}
@@ -186,47 +284,14 @@ class OpkgRunner:
                 env[key] = value
         return env
 
-    def _wait(self, process, control: RunControl) -> None:
-        import sh
 
-        try:
-            _wait_for(process, self.settings.timeout or None)
-        except sh.TimeoutException:
-            control.stop("timeout")
-            _wait_for(process)
-            raise JobError(f"opkg did not finish within {self.settings.timeout:g}s and was stopped",
-                           errors.TIMEOUT) from None
+def _wait_drained(process) -> int:
+    """Wait for opkg to exit and for sh's readers to reach EOF on stdout and
+    stderr; its exit status (-N for a death by signal N, as sh reports it).
 
-
-def _wait_for(process, timeout: float | None = None) -> None:
-    """``process.wait()``; a death by signal shows in ``exit_code`` only.
-    (sh 1.x raises SignalException for SIGTERM/SIGKILL whatever ``_ok_code``
-    allows; sh 2.x honours ``_ok_code``.)"""
-    import sh
-
-    try:
-        process.wait(timeout=timeout)
-    except sh.SignalException:
-        pass
-
-
-def _terminate_group(process) -> None:
-    """SIGTERM this run's process group, SIGKILL it if still there after a grace."""
-    try:
-        pgid = process.pgid
-        os.killpg(pgid, signal.SIGTERM)
-    except (ProcessLookupError, PermissionError, AttributeError):
-        return
-
-    def finish() -> None:
-        # Not only when opkg itself is still alive: a child of its group (a
-        # maintainer script ignoring SIGTERM) can outlive it. The group id
-        # stays reserved while any member lives; an empty group raises.
-        try:
-            os.killpg(pgid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-    timer = threading.Timer(KILL_GRACE, finish)
-    timer.daemon = True
-    timer.start()
+    sh's ``OProc.wait()`` does both (``RunningCommand.wait(timeout)`` only
+    waits for the exit). A descendant still holding the streams open (a
+    maintainer script's background child) makes sh stop reading 2 s after
+    the exit: bounded."""
+    code = process.wait()
+    return 255 if code is None else code

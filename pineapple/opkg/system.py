@@ -18,7 +18,7 @@ from ..errors import JobError
 from .conf import OpkgConf, conf_sources, load_conf
 from .filecache import FileCache
 from .output import OpkgOutcome, parse_errors, summarize
-from .runner import LineSink, OpkgRun, OpkgRunner, RunControl, RunnerSettings
+from .runner import LineSink, OpkgRun, OpkgRunner, RunControl, RunnerSettings, SpawnHook
 from .status import (
     AvailablePackage,
     InstalledPackage,
@@ -89,9 +89,10 @@ class OpkgSystem:
 
     # ------------------------------------------------------------- running
     def run(self, args: list[str], on_line: LineSink, control: RunControl,
-            on_wait: Callable[[float], None] | None = None) -> tuple[OpkgRun, OpkgOutcome]:
-        """Run opkg and understand what it said."""
-        run = self.runner.run(args, on_line, control, on_wait)
+            on_wait: Callable[[float], None] | None = None,
+            on_spawn: SpawnHook | None = None) -> tuple[OpkgRun, OpkgOutcome]:
+        """Run opkg and understand what it said (arguments: ``OpkgRunner.run``)."""
+        run = self.runner.run(args, on_line, control, on_wait, on_spawn)
         return run, summarize(run.rc, run.stdout, run.stderr, self._feed_names())
 
     def _load_conf(self) -> tuple[OpkgConf, list[str]]:

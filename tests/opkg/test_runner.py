@@ -128,11 +128,10 @@ def test_live_output_and_stop_kills_only_our_process_group(sandbox, calls, tmp_p
         assert proc_stat(child_pid)[1] == opkg_pid  # ... and its child is in it
         assert opkg_pid != os.getpgid(0)
 
-        started = time.monotonic()
         control.stop()
         run = background.join()
-        assert time.monotonic() - started < 2.5  # SIGTERM did it, no SIGKILL grace needed
-        assert run.rc != 0
+        # SIGINT did it: opkg wrote its status database and exited 130
+        assert run.rc == 130 and run.stdout[-1] == "Interrupted. Writing out status database."
         assert control.stopped and control.reason == "cancelled"
         wait_until(lambda: not alive(child_pid), what="the postinst child to die")
         assert not alive(opkg_pid)
@@ -147,15 +146,16 @@ def test_live_output_and_stop_kills_only_our_process_group(sandbox, calls, tmp_p
 
 
 STUBBORN_POSTINST = """#!/bin/sh
-trap '' TERM
+trap '' INT TERM
 echo $$ > {pidfile}
 exec sleep 60
 """
 
 
 def test_stop_escalates_to_sigkill_for_the_whole_group(sandbox, calls, tmp_path, monkeypatch):
-    # opkg dies of SIGTERM at once, but its postinst child ignores SIGTERM:
-    # after the grace the rest of the group gets SIGKILL all the same.
+    # opkg ends on SIGINT at once, but its postinst child ignores SIGINT and
+    # SIGTERM: after the graces the rest of the group gets SIGKILL all the same.
+    monkeypatch.setattr(runner_module, "INT_GRACE", 0.3)
     monkeypatch.setattr(runner_module, "KILL_GRACE", 0.3)
     pidfile = tmp_path / "postinst.pid"
     sandbox.add_package(PackageSpec("stubborn", scripts={"postinst": STUBBORN_POSTINST.format(pidfile=pidfile)}))
@@ -173,6 +173,70 @@ def test_stop_escalates_to_sigkill_for_the_whole_group(sandbox, calls, tmp_path,
     finally:
         if alive(child_pid):  # only if the test failed: do not leave it behind
             os.kill(child_pid, signal.SIGKILL)
+
+
+GROUP_SCRIPTS = {
+    "SIGINT": "echo ready; exec sleep 60",
+    "SIGTERM": "trap '' INT; echo ready; exec sleep 60",  # an ignored signal stays ignored across exec
+    "SIGKILL": "trap '' INT TERM; echo ready; exec sleep 60",
+}
+
+
+@pytest.mark.parametrize("last", sorted(GROUP_SCRIPTS))
+def test_stop_process_group_escalates_only_as_far_as_needed(last):
+    # What the fault-safety helper does to an opkg left over from a crash:
+    # any group, given only its id (here a child, reaped as it dies).
+    proc = subprocess.Popen(["sh", "-c", GROUP_SCRIPTS[last]], stdout=subprocess.PIPE,
+                            start_new_session=True)
+    reaper = threading.Thread(target=proc.wait, daemon=True)
+    try:
+        assert proc.stdout.readline() == b"ready\n"
+        reaper.start()
+        assert runner_module.group_exists(proc.pid)
+        assert runner_module.stop_process_group(proc.pid, int_grace=0.5, term_grace=0.5) == last
+        reaper.join(10)
+        assert proc.returncode == -getattr(signal, last)
+        wait_until(lambda: not runner_module.group_exists(proc.pid), what="the group to be gone")
+        assert runner_module.stop_process_group(proc.pid) is None  # nothing left to stop
+    finally:
+        end_process(proc)
+
+
+def test_on_spawn_gets_the_pid_and_group_before_the_wait(sandbox, calls):
+    seen: list[tuple[int, int, object]] = []
+    run = make_runner(sandbox).run(["list-installed"], lambda line: None, RunControl(), None,
+                                   lambda pid, pgid: seen.append((pid, pgid, proc_stat(pid))))
+    assert run.rc == 0
+    pid = calls.pid_of("list-installed")
+    # Called before the process was reaped: it still existed (maybe as a zombie).
+    assert seen == [(pid, pid, seen[0][2])] and seen[0][2] is not None and seen[0][2][1] == pid
+
+
+# An opkg that, as real opkg does, prints its error block and exits at once.
+FAST_OPKG = r"""#!/bin/sh
+echo "No packages removed."
+printf 'Collected errors:
+ * print_dependents_warning: Package mylib is depended upon by packages:
+' >&2
+printf ' * print_dependents_warning: 	myapp
+' >&2
+exit 255
+"""
+FAST_RUNS = int(os.environ.get("PINEAPPLE_TEST_FAST_RUNS", "200"))
+
+
+def test_no_outcome_before_both_streams_are_drained(tmp_path):
+    binary = tmp_path / "opkg"
+    binary.write_text(FAST_OPKG)
+    binary.chmod(0o755)
+    runner = OpkgRunner(RunnerSettings(binary=str(binary), lock_wait=0, env_path=os.defpath), is_lock_busy)
+    lost = []
+    for attempt in range(FAST_RUNS):
+        run = runner.run(["remove", "mylib"], lambda line: None, RunControl())
+        if run.rc != 255 or "depended upon by packages" not in run.stderr or "\tmyapp" not in run.stderr \
+                or run.stdout != ["No packages removed."]:
+            lost.append((attempt, run.rc, run.stdout, run.stderr))
+    assert not lost, f"{len(lost)} of {FAST_RUNS} runs lost output, e.g. {lost[0]}"
 
 
 def test_stop_before_the_run_spawns_nothing(sandbox, calls):
@@ -208,7 +272,7 @@ def test_run_collects_stdout_stderr_and_rc(sandbox, calls):
 
 # ------------------------------------------------------------ the lock
 def test_lock_busy_backs_off_then_gives_up(sandbox, calls):
-    runner = make_runner(sandbox, lock_wait=0.8)
+    runner = make_runner(sandbox, lock_wait=1.0)
     with lock_holder(sandbox):
         started = time.monotonic()
         run = runner.run(["install", "tool-a"], lambda line: None, RunControl(), None)
@@ -216,8 +280,8 @@ def test_lock_busy_backs_off_then_gives_up(sandbox, calls):
         assert os.path.exists(sandbox.lock_path)
     assert run.rc == 255 and is_lock_busy(run)
     assert "Could not lock" in run.stderr
-    assert 0.8 <= elapsed < 5
-    assert run.lock_waits >= 2
+    assert elapsed >= 1.0  # gave up only after lock_wait (how many tries fit depends on the machine)
+    assert run.lock_waits >= 1
     assert calls.commands() == ["install"] * (run.lock_waits + 1)
 
 
