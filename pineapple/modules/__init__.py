@@ -18,23 +18,32 @@
     if __name__ == "__main__":
         module.start()                    # serves /tmp/modules/example.sock until SIGTERM
 
-The protocol: the device's web server forwards the browser's
-``{"module": NAME, "action": ACTION, ...}`` to the Unix stream socket
-``/tmp/modules/NAME.sock``. A handler's return value ``X`` or ``(X, True)``
-answers ``{"payload": X}``; ``(X, False)`` answers ``{"error": X}``.
+The protocol is the MK7's (see :mod:`pineapple.modules.server`): the
+device's API server forwards the browser's ``{"module": NAME, "action":
+ACTION, ...}`` to the Unix stream socket ``/tmp/modules/NAME.sock`` on one
+connection (no newline; the request ends where the JSON value ends, or at
+EOF), then connects a second time and reads the answer until the module
+closes it. A handler's return value ``X`` or ``(X, True)`` answers
+``{"payload": X}``; ``(X, False)`` answers ``{"error": X}``.
 
-What is different from Hak5's library (all fixes; the handler API is the same):
+What is different from Hak5's library (all fixes; the handler API and the
+wire protocol are the same):
 
-- **Framing.** One request per connection, read until a newline or the
-  client's half-close (EOF), up to ``max_request`` bytes (64 KiB). Hak5's
-  library read one ``recv()`` and could cut a request in two.
-- **The answer goes back on the same connection**, which is then closed —
-  what the gateway in :mod:`pineapple.modules.gateway` (and any sane web
-  server) expects. Hak5's library answered on a *second* accepted
-  connection; that is not supported.
+- **Framing.** A request is read whole (up to ``max_request``, 1 MiB),
+  ended by a complete JSON value or EOF. Hak5's library read one
+  ``recv()`` and could cut a request in two.
+- **Every request is answered.** ``{}``, non-JSON, a missing ``action``, an
+  oversized or incomplete request get an ``{"error": ...}`` answer on the
+  answer connection; Hak5's answered nothing (and then took the server's
+  answer connection for a request) or died.
+- **Pairing.** Each answer connection gets the answer of the request just
+  before it; a request nobody connects for is dropped instead of being
+  handed to the next client (details and the one rule a client must keep
+  in :mod:`pineapple.modules.server`).
 - **Concurrency.** Handlers run on a small bounded thread pool
-  (``max_workers``); accepting and reading stay on one thread, so a slow
-  handler or a silent client never freezes the module.
+  (``max_workers``); accepting, reading and writing stay on one thread, so
+  a slow handler or a silent client never freezes the module, and answers
+  finishing out of order still reach their own clients.
 - **Errors answer, the module lives on.** A handler that raises, returns a
   malformed tuple, or returns something that is not JSON gets an
   ``{"error": ...}`` answer (and a log line with the traceback).

@@ -10,8 +10,12 @@
   front end file types, never anything outside the module's directory.
 - ``POST /api/module/request`` with a JSON object ``{"module": NAME,
   "action": ACTION, ...}`` forwards the object to ``SOCKET_DIR/NAME.sock``
-  and answers the module's JSON answer (``{"payload": ...}`` or
-  ``{"error": ...}``) with status 200, as the device does. The gateway's own
+  the way the MK7's API server does (connect, write the request with no
+  newline, close; connect again and read the answer until EOF: see
+  :mod:`pineapple.modules.server`) and answers the module's JSON answer
+  (``{"payload": ...}`` or ``{"error": ...}``) with status 200, as the
+  device does. ``--keep-first-open`` keeps the request's connection open
+  while reading the answer (the other variant a server may use). The gateway's own
   errors answer ``{"error": message, "code": code}`` with a 4xx/5xx status:
   ``invalid_json`` / ``invalid_request`` 400, ``unknown_module`` 404,
   ``unsupported_media_type`` 415, ``request_too_large`` 413,
@@ -46,7 +50,7 @@ from .module import default_socket_dir
 log = logging.getLogger("pineapple.modules.gateway")
 
 API_PATH = "/api/module/request"
-MAX_BODY = 64 * 1024  # the module's own request limit
+MAX_BODY = 1024 * 1024  # the module's own request limit
 MAX_ANSWER = 4 * 1024 * 1024
 MODULE_TIMEOUT = 60.0
 _MODULE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
@@ -68,11 +72,15 @@ class Gateway:
     """The gateway server; :meth:`start` runs it on a background thread."""
 
     def __init__(self, modules_dir: str, socket_dir: str | None = None, port: int = 8000,
-                 module_timeout: float = MODULE_TIMEOUT, max_body: int = MAX_BODY) -> None:
+                 module_timeout: float = MODULE_TIMEOUT, max_body: int = MAX_BODY,
+                 keep_first_open: bool = False) -> None:
         self.modules_dir = os.path.realpath(modules_dir)
         self.socket_dir = socket_dir or default_socket_dir()
         self.module_timeout = module_timeout
         self.max_body = max_body
+        self.keep_first_open = keep_first_open
+        self._connect_locks: dict[str, threading.Lock] = {}
+        self._locks_lock = threading.Lock()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
         self.httpd.daemon_threads = True
         self.httpd.gateway = self  # type: ignore[attr-defined]
@@ -144,22 +152,34 @@ class Gateway:
         path = self.socket_path(name)
         if not os.path.isdir(os.path.join(self.modules_dir, name)) and not os.path.exists(path):
             raise GatewayError(HTTPStatus.NOT_FOUND, "unknown_module", f"no module named {name!r}")
-        # Re-encoded on one line: a pretty-printed body must not break the module's newline framing.
-        line = (json.dumps(request, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
-        return _parse_answer(name, self._exchange(name, path, line))
+        body = json.dumps(request, separators=(",", ":")).encode("ascii")
+        return _parse_answer(name, self._exchange(name, path, body))
 
-    def _exchange(self, name: str, path: str, line: bytes) -> bytes:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.module_timeout)
+    def _connect_lock(self, path: str) -> threading.Lock:
+        with self._locks_lock:
+            return self._connect_locks.setdefault(path, threading.Lock())
+
+    def _exchange(self, name: str, path: str, body: bytes) -> bytes:
+        """The MK7 way: the request on one connection, the answer on the next."""
+        first = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        second = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        first.settimeout(self.module_timeout)
+        second.settimeout(self.module_timeout)
         try:
-            try:
-                sock.connect(path)
-            except (FileNotFoundError, ConnectionRefusedError):
-                raise GatewayError(HTTPStatus.SERVICE_UNAVAILABLE, "module_not_running",
-                                   f"module {name} is not running (no backend listening on {path})") from None
-            sock.sendall(line)
-            sock.shutdown(socket.SHUT_WR)  # end of request, as far as the module is concerned
-            return _read_all(sock, name)
+            # The module pairs an answer connection with the request before it:
+            # no other request's connection may come between ours. Only the
+            # connects are serialised; answers are awaited in parallel.
+            with self._connect_lock(path):
+                try:
+                    first.connect(path)
+                except (FileNotFoundError, ConnectionRefusedError):
+                    raise GatewayError(HTTPStatus.SERVICE_UNAVAILABLE, "module_not_running",
+                                       f"module {name} is not running (no backend listening on {path})") from None
+                first.sendall(body)
+                if not self.keep_first_open:
+                    first.close()
+                second.connect(path)
+            return _read_all(second, name)
         except socket.timeout:  # TimeoutError only from Python 3.10 on
             raise GatewayError(HTTPStatus.GATEWAY_TIMEOUT, "module_timeout",
                                f"module {name} did not answer within {self.module_timeout:g}s") from None
@@ -167,7 +187,8 @@ class Gateway:
             raise GatewayError(HTTPStatus.BAD_GATEWAY, "bad_module_answer",
                                f"lost the connection to module {name}: {exc.strerror or exc}") from None
         finally:
-            sock.close()
+            first.close()
+            second.close()
 
 
 def _read_all(sock: socket.socket, name: str) -> bytes:
@@ -345,10 +366,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--socket-dir", default=None,
                         help="module sockets (default $PINEAPPLE_MODULE_SOCKET_DIR or /tmp/modules)")
     parser.add_argument("--timeout", type=float, default=MODULE_TIMEOUT, help="seconds to wait for a module's answer")
+    parser.add_argument("--keep-first-open", action="store_true",
+                        help="keep each request's connection open while reading the answer (default: close it)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     try:
-        gateway = Gateway(args.modules_dir, args.socket_dir, args.port, args.timeout)
+        gateway = Gateway(args.modules_dir, args.socket_dir, args.port, args.timeout,
+                          keep_first_open=args.keep_first_open)
     except OSError as exc:
         print(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}", file=sys.stderr)
         return 1

@@ -21,14 +21,14 @@ from typing import TYPE_CHECKING, Any, Callable, TypeVar
 from ..logger import LOG_MAX_BYTES, module_log_handler
 from .pool import WorkerPool
 from .request import Request
-from .server import ModuleError, ModuleSocket, bind_unix_socket, error_line, send_and_close
+from .server import ModuleError, ModuleSocket, bind_unix_socket
 
 if TYPE_CHECKING:
     from .dependencies import DependencyManager, DependencySet
 
 DEFAULT_SOCKET_DIR = "/tmp/modules"
 SOCKET_DIR_ENV = "PINEAPPLE_MODULE_SOCKET_DIR"
-MAX_REQUEST = 64 * 1024
+MAX_REQUEST = 1024 * 1024  # Hak5's module read up to 10 MiB in one recv()
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _CO_VARARGS = 0x04  # code.co_flags: the function takes *args
@@ -221,7 +221,7 @@ class Module:
             served.serve()
         finally:
             self._ready.clear()
-            self._stop(listener, inode, pool)
+            self._stop(served, inode)
             self._restore_signal_handlers(previous)
             self._stopped.set()
 
@@ -249,8 +249,9 @@ class Module:
 
     # ----------------------------------------------------------- answering
     def answer(self, raw: bytes) -> bytes:
-        """The answer line for one raw request (never raises). This is what
-        the socket sends back; tests may call it directly."""
+        """The answer for one raw request (never raises): JSON, ASCII, no
+        newline, as Hak5's library encodes it. This is what the socket
+        sends back; tests may call it directly."""
         started = time.monotonic()
         action, key, value = self._dispatch(raw)
         line = self._encode(action, key, value)
@@ -295,12 +296,12 @@ class Module:
     def _encode(self, action: str, key: str, value: Any) -> bytes:
         try:
             # allow_nan=False: NaN/Infinity are not JSON and break JSON.parse in the browser.
-            text = json.dumps({key: value}, ensure_ascii=False, allow_nan=False)
+            text = json.dumps({key: value}, allow_nan=False)
         except (TypeError, ValueError, RecursionError) as exc:
             self.logger.error("answer of %r is not JSON-serialisable: %s", action, exc)
             text = json.dumps({"error": f"action {action!r} returned a value that is not JSON-serialisable "
                                         f"({type(exc).__name__}: {exc})"})
-        return (text + "\n").encode("utf-8")
+        return text.encode("ascii")
 
     # ------------------------------------------------------------ internals
     def _make_logger(self, level: int | str, max_bytes: int, backups: int) -> logging.Logger:
@@ -322,12 +323,10 @@ class Module:
             except Exception:
                 self.logger.exception("start handler %s raised; starting anyway", _name_of(handler))
 
-    def _stop(self, listener: Any, inode: int, pool: WorkerPool) -> None:
-        listener.close()
+    def _stop(self, served: ModuleSocket, inode: int) -> None:
+        served.close_listener()
         _unlink_if(self.socket_path, inode)  # no new connections from here on
-        never_started, still_running = pool.close(self.shutdown_grace)
-        for _fn, args in never_started:
-            send_and_close(args[0], error_line("the module is shutting down"))
+        still_running = served.finish(self.shutdown_grace)
         if still_running:
             self.logger.warning("%d handler(s) still running after %.1fs; leaving them", still_running,
                                 self.shutdown_grace)

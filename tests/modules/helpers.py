@@ -6,6 +6,7 @@ import json
 import os
 import socket
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -16,26 +17,44 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "modules"
 WAIT = 15.0  # the longest any test waits for one thing
+CONNECTS = threading.Lock()  # held from a request's first connect to its second
 
 
-def exchange(path: str | os.PathLike[str], data: bytes, half_close: bool = True, timeout: float = WAIT) -> bytes:
-    """Send raw bytes on one connection (then half-close, like the gateway)
-    and read the answer until the module closes the connection."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(timeout)
-        sock.connect(os.fspath(path))
-        sock.sendall(data)
-        if half_close:
-            sock.shutdown(socket.SHUT_WR)
-        chunks = []
-        for chunk in iter(lambda: sock.recv(65536), b""):
-            chunks.append(chunk)
-        return b"".join(chunks)
+def exchange(path: str | os.PathLike[str], data: bytes, keep_open: bool = False, timeout: float = WAIT) -> bytes:
+    """One request the way the MK7's API server sends it: connect, write the
+    request (no newline), then close that connection (``keep_open=False``)
+    or leave it open (``keep_open=True``); connect a second time, send
+    nothing, and read the answer until the module closes that connection."""
+    first = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    second = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        first.settimeout(timeout)
+        second.settimeout(timeout)
+        # Answers are paired with requests by connection order: no other
+        # thread's connection may come between these two (see pineapple.modules.server).
+        with CONNECTS:
+            first.connect(os.fspath(path))
+            first.sendall(data)
+            if not keep_open:
+                first.close()
+            second.connect(os.fspath(path))
+        return read_to_eof(second)
+    finally:
+        first.close()
+        second.close()
 
 
-def ask(path: str | os.PathLike[str], action: str, **fields: Any) -> dict:
-    """One request as a JSON object; the decoded answer."""
-    raw = exchange(path, json.dumps({"action": action, **fields}).encode())
+def read_to_eof(sock: socket.socket) -> bytes:
+    chunks = []
+    for chunk in iter(lambda: sock.recv(65536), b""):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def ask(path: str | os.PathLike[str], action: str, keep_open: bool = False, **fields: Any) -> dict:
+    """One request as a JSON object (no newline, as the MK7 sends it); the decoded answer."""
+    raw = exchange(path, json.dumps({"action": action, **fields}).encode(), keep_open=keep_open)
+    assert not raw.endswith(b"\n"), raw  # Hak5's answers carry no newline either
     return json.loads(raw)
 
 

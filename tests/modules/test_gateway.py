@@ -9,6 +9,8 @@ import sys
 import threading
 import time
 
+import pytest
+
 from pineapple.modules import Module
 from pineapple.modules.gateway import API_PATH, Gateway
 from tests.modules.helpers import EXAMPLES, REPO, WAIT, http, wait_for
@@ -34,9 +36,71 @@ def test_forwards_requests_and_answers(gateway, sock_dir, serve):
     assert answer == {"payload": {"module": "packetsnoop", "action": "echo", "text": "line\nbreak", "n": 1}}
     # A module's own error answer is still a 200: the front end reads "error".
     assert post(gateway, {"module": "packetsnoop", "action": "fail"}) == (200, {"error": "it failed"})
-    # A pretty-printed body is re-encoded on one line for the module's newline framing.
+    # A pretty-printed body is forwarded as well (re-encoded compactly).
     pretty = json.dumps({"module": "packetsnoop", "action": "echo", "x": [1, 2]}, indent=2).encode()
     assert post(gateway, pretty)[1]["payload"]["x"] == [1, 2]
+
+
+@pytest.mark.parametrize("keep_open", [False, True], ids=["first-closed", "first-kept-open"])
+def test_talks_to_a_module_like_the_mk7_api_server(sock_dir, keep_open):
+    """What reaches the module's socket: the request with no newline on one
+    connection (closed, or kept open with --keep-first-open), then a second
+    connection that sends nothing and reads the answer."""
+    path = sock_dir / "recorder.sock"
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(path))
+    listener.listen(2)
+    seen: dict = {}
+
+    def module_side():
+        request, _ = listener.accept()
+        request.settimeout(WAIT)
+        data = b""
+        while not data.endswith(b"}"):
+            data += request.recv(65536)
+        seen["request"] = data
+        waiter, _ = listener.accept()
+        waiter.settimeout(0.3)
+        try:
+            seen["waiter_sent"] = waiter.recv(10)
+        except socket.timeout:
+            seen["waiter_sent"] = None  # nothing, and no EOF either
+        request.settimeout(0.3)
+        try:
+            seen["first_after"] = request.recv(10)  # b"": closed by the gateway; timeout: kept open
+        except socket.timeout:
+            seen["first_after"] = None
+        waiter.sendall(b'{"payload": "recorded"}')
+        waiter.close()
+        request.close()
+
+    thread = threading.Thread(target=module_side, daemon=True)
+    thread.start()
+    with Gateway(str(EXAMPLES), str(sock_dir), port=0, keep_first_open=keep_open) as gateway:
+        assert post(gateway, {"module": "recorder", "action": "x", "n": 1}) == (200, {"payload": "recorded"})
+    thread.join(WAIT)
+    listener.close()
+    path.unlink()
+    assert seen["request"] == b'{"module":"recorder","action":"x","n":1}'
+    assert seen["waiter_sent"] is None
+    assert seen["first_after"] == (None if keep_open else b"")
+
+
+def test_concurrent_requests_each_get_their_own_answer(sock_dir, serve):
+    module = Module("packetsnoop", socket_dir=str(sock_dir), max_workers=4)
+    module.register_action_handler("slow_echo", lambda request: time.sleep(request.delay) or request.n)
+    serve(module)
+    results: dict = {}
+    with Gateway(str(EXAMPLES), str(sock_dir), port=0) as gateway:
+        def client(i: int) -> None:
+            results[i] = [post(gateway, {"module": "packetsnoop", "action": "slow_echo", "n": [i, k],
+                                         "delay": ((i * 7 + k * 3) % 5) / 100})[1] for k in range(4)]
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(WAIT * 2)
+    assert results == {i: [{"payload": [i, k]} for k in range(4)] for i in range(6)}
 
 
 def test_modules_without_a_directory_are_forwarded_too(gateway, sock_dir, serve):
@@ -55,7 +119,7 @@ def test_gateway_errors(gateway, sock_dir, serve):
     assert (status, answer["code"]) == (404, "unknown_module")
     status, answer = post(gateway, {"module": "netinfo", "action": "interfaces"})
     assert (status, answer["code"]) == (503, "module_not_running") and "not running" in answer["error"]
-    status, answer = post(gateway, {"module": "packetsnoop", "action": "x", "blob": "x" * 70000})
+    status, answer = post(gateway, {"module": "packetsnoop", "action": "x", "blob": "x" * (1024 * 1024)})
     assert (status, answer["code"]) == (413, "request_too_large")
     status, answer = post(gateway, b'{"module": "packetsnoop"}', content_type="text/plain")
     assert (status, answer["code"]) == (415, "unsupported_media_type")
@@ -80,10 +144,12 @@ def test_module_timeout_and_bad_answers(sock_dir, serve, tmp_path):
     listener.listen(1)
 
     def answer_garbage():
-        conn, _ = listener.accept()
-        conn.recv(65536)
-        conn.sendall(b"<html>not json</html>")
-        conn.close()
+        request, _ = listener.accept()  # the MK7 way: the request here...
+        request.recv(65536)
+        request.close()
+        waiter, _ = listener.accept()  # ...and the answer on the next connection
+        waiter.sendall(b"<html>not json</html>")
+        waiter.close()
 
     thread = threading.Thread(target=answer_garbage, daemon=True)
     thread.start()

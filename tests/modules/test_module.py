@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from pineapple.modules import Module, ModuleError, Request
-from tests.modules.helpers import REPO, WAIT, ask, exchange, wait_for
+from tests.modules.helpers import REPO, WAIT, ask, exchange, read_to_eof, wait_for
 
 
 def make(sock_dir: Path, name: str = "demo", **options) -> Module:
@@ -92,57 +92,127 @@ def test_bad_handlers_answer_errors_and_the_module_lives_on(sock_dir, serve):
     assert "Traceback" in log and "kaputt" in log
 
 
-def test_protocol_errors(sock_dir, serve):
-    module = make(sock_dir, max_request=1024)
+@pytest.mark.parametrize("keep_open", [False, True], ids=["first-closed", "first-kept-open"])
+def test_protocol_errors_are_answered(sock_dir, serve, keep_open):
+    """What Hak5's loop never answered ({}, non-JSON, no action) or died on gets an error answer."""
+    module = make(sock_dir, max_request=1024, read_timeout=0.5)
     module.register_action_handler("echo", lambda request: request.to_dict())
     serve(module)
     path = module.socket_path
 
     def raw(data: bytes) -> dict:
-        return json.loads(exchange(path, data))
+        return json.loads(exchange(path, data, keep_open=keep_open))
 
-    assert "not valid JSON" in raw(b"{nope")["error"]
-    assert "not valid JSON" in raw(b"\xff\xfe")["error"]
-    assert raw(b"[1]") == {"error": "request must be a JSON object, got list"}
+    assert raw(b"{}") == {"error": "request has no 'action' (a string)"}
     assert raw(b'{"x": 1}') == {"error": "request has no 'action' (a string)"}
-    assert raw(b"")["error"].startswith("request is not valid JSON")
-    assert ask(path, "missing") == {"error": "module demo has no action 'missing' (actions: echo)"}
+    assert raw(b"[1]") == {"error": "request must be a JSON object, got list"}
+    assert ask(path, "missing", keep_open=keep_open) == {"error": "module demo has no action 'missing' (actions: echo)"}
     too_big = json.dumps({"action": "echo", "blob": "x" * 2000}).encode()
     assert raw(too_big) == {"error": "request too large (limit 1024 bytes)"}
+    # Not JSON: ended by EOF when the first connection is closed, by the read timeout when it is kept open.
+    bad = raw(b"{nope")
+    assert ("not valid JSON" if not keep_open else "incomplete request") in bad["error"], bad
+    assert "error" in raw(b"\xff\xfe")
+    assert ask(path, "echo", keep_open=keep_open, n=1) == {"payload": {"action": "echo", "n": 1}}  # still alive
 
 
-def test_framing_newline_or_eof_same_connection(sock_dir, serve):
+def test_mk7_framing(sock_dir, serve):
     module = make(sock_dir)
     module.register_action_handler("echo", lambda request: request.get("n"))
     serve(module)
-    # Newline-terminated, connection left open for writing: answered on it, then closed.
-    assert json.loads(exchange(module.socket_path, b'{"action": "echo", "n": 1}\n', half_close=False)) == \
-        {"payload": 1}
-    # EOF-terminated (the client half-closes), sent in pieces.
-    with socket.socket(socket.AF_UNIX) as sock:
-        sock.settimeout(WAIT)
-        sock.connect(module.socket_path)
-        for piece in (b'{"action": ', b'"echo", ', b'"n": 2}'):
-            sock.sendall(piece)
+    path = module.socket_path
+    # No newline needed, the first connection kept open: a complete JSON value ends the request.
+    assert exchange(path, b'{"action": "echo", "n": 1}', keep_open=True) == b'{"payload": 1}'
+    # Pretty-printed (newlines inside) and with a trailing newline: still one request.
+    pretty = json.dumps({"action": "echo", "n": 2}, indent=2).encode() + b"\n"
+    assert exchange(path, pretty, keep_open=True) == b'{"payload": 2}'
+    # Sent in pieces, first connection kept open; nothing is ever written on it, and the module closes it.
+    with socket.socket(socket.AF_UNIX) as first, socket.socket(socket.AF_UNIX) as second:
+        first.settimeout(WAIT)
+        second.settimeout(WAIT)
+        first.connect(path)
+        for piece in (b'{"action": ', b'"echo", ', b'"n": 3', b"}"):
+            first.sendall(piece)
             time.sleep(0.05)
-        sock.shutdown(socket.SHUT_WR)
-        assert json.loads(sock.makefile("rb").read()) == {"payload": 2}
-    # Only the first line is the request.
-    assert json.loads(exchange(module.socket_path, b'{"action": "echo", "n": 3}\n{"action": "x"}\n')) == \
-        {"payload": 3}
+        second.connect(path)
+        assert read_to_eof(second) == b'{"payload": 3}'
+        assert read_to_eof(first) == b""  # nothing on the request's connection, then EOF
+    # Non-ASCII goes out as JSON escapes (ASCII only, as Hak5's json_to_bytes).
+    answer = exchange(path, '{"action": "echo", "n": "caf\u00e9 \u2713"}'.encode())
+    assert answer == b'{"payload": "caf\\u00e9 \\u2713"}'
+
+
+def test_a_connection_with_no_request_gets_an_error(sock_dir, serve):
+    module = make(sock_dir, read_timeout=0.5)
+    module.register_action_handler("ping", lambda request: "pong")
+    serve(module)
+    # An empty request (connect, close) is nothing at all; the answer connection after it has nothing to wait for.
+    answer = json.loads(exchange(module.socket_path, b""))
+    assert answer["error"].startswith("no request to answer"), answer
+    assert ask(module.socket_path, "ping") == {"payload": "pong"}
 
 
 def test_silent_client_gets_an_error_and_blocks_nobody(sock_dir, serve):
     module = make(sock_dir, read_timeout=0.5)
     module.register_action_handler("ping", lambda request: "pong")
     serve(module)
-    with socket.socket(socket.AF_UNIX) as silent:
-        silent.settimeout(WAIT)
-        silent.connect(module.socket_path)
-        silent.sendall(b'{"action": "ping"')  # no newline, no EOF
-        assert ask(module.socket_path, "ping") == {"payload": "pong"}
-        answer = json.loads(silent.makefile("rb").read())
+    with socket.socket(socket.AF_UNIX) as stuck, socket.socket(socket.AF_UNIX) as waiter:
+        stuck.settimeout(WAIT)
+        waiter.settimeout(WAIT)
+        stuck.connect(module.socket_path)
+        stuck.sendall(b'{"action": "ping"')  # never completed, never closed
+        waiter.connect(module.socket_path)
+        assert ask(module.socket_path, "ping") == {"payload": "pong"}  # others are served meanwhile
+        answer = json.loads(read_to_eof(waiter))
     assert answer["error"].startswith("incomplete request")
+
+
+def test_abandoned_request_is_not_handed_to_the_next_client(sock_dir, serve):
+    """A client that never connects for its answer (e.g. one that waits on
+    the request's own connection, our old protocol) must not make the next
+    client read its answer."""
+    module = make(sock_dir)
+    module.register_action_handler("echo", lambda request: request.get("n"))
+    serve(module)
+    path = module.socket_path
+    with socket.socket(socket.AF_UNIX) as old_style:
+        old_style.settimeout(WAIT)
+        old_style.connect(path)
+        old_style.sendall(b'{"action": "echo", "n": "abandoned"}\n')
+        assert read_to_eof(old_style) == b""  # the request's connection never carries an answer
+        for n in range(3):
+            assert ask(path, "echo", n=n) == {"payload": n}
+
+
+def test_a_paired_connection_that_sends_is_a_request(sock_dir, serve):
+    """Connections 1: request A; 2: connects silent (taken as A's waiter), then
+    sends request B; 3: B's answer connection; 4: A's answer connection."""
+    module = make(sock_dir)
+    module.register_action_handler("echo", lambda request: request.get("n"))
+    release = threading.Event()
+    module.register_action_handler("slow", lambda request: release.wait(WAIT) and "A")
+    serve(module)
+    path = module.socket_path
+    socks = [socket.socket(socket.AF_UNIX) for _ in range(4)]
+    try:
+        for sock in socks:
+            sock.settimeout(WAIT)
+        socks[0].connect(path)
+        socks[0].sendall(b'{"action": "slow"}')
+        socks[0].close()
+        socks[1].connect(path)
+        time.sleep(0.2)  # silent long enough to be paired with A
+        socks[1].sendall(b'{"action": "echo", "n": "B"}')
+        socks[1].close()
+        socks[2].connect(path)
+        assert json.loads(read_to_eof(socks[2])) == {"payload": "B"}
+        socks[3].connect(path)
+        release.set()
+        assert json.loads(read_to_eof(socks[3])) == {"payload": "A"}
+    finally:
+        release.set()
+        for sock in socks:
+            sock.close()
 
 
 # ------------------------------------------------------------ concurrency
@@ -167,6 +237,27 @@ def test_slow_handler_does_not_freeze_the_module(sock_dir, serve):
     release.set()
     caller.join(WAIT)
     assert slow_answer == [{"payload": "slow done"}]
+
+
+@pytest.mark.parametrize("keep_open", [False, True], ids=["first-closed", "first-kept-open"])
+def test_concurrent_requests_never_cross(sock_dir, serve, keep_open):
+    """Answers finish out of order (handlers sleep different times) yet each
+    client reads its own: each answer goes to the connection after its request."""
+    module = make(sock_dir, max_workers=4)
+    module.register_action_handler("echo", lambda request: time.sleep(request.delay) or request.n)
+    serve(module)
+    answers: dict[int, list] = {}
+
+    def client(i: int) -> None:
+        answers[i] = [ask(module.socket_path, "echo", keep_open=keep_open, n=[i, k], delay=((i + k) % 4) / 50)
+                      for k in range(5)]
+
+    callers = [threading.Thread(target=client, args=(i,)) for i in range(8)]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join(WAIT * 2)
+    assert answers == {i: [{"payload": [i, k]} for k in range(5)] for i in range(8)}
 
 
 def test_handler_pool_is_bounded(sock_dir, serve):
