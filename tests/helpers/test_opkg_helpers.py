@@ -114,3 +114,17 @@ def test_operation_says_where_it_ran(opkg_mode):
     outcome = OpkgOperation("install", ["tool-a"]).run()
     assert outcome.ok and outcome.via == opkg_mode.via and outcome.result["installed"] == ["tool-a"]
 
+
+
+def test_an_opkg_job_completes_beside_two_endless_captures(opkg_mode):
+    from tests.jobs.test_job_runner import Forever
+
+    manager = JobManager("captures", workers=2)  # both general threads taken by captures
+    captures = [Forever(), Forever()]
+    for capture in captures:
+        manager.execute_job(capture)
+    assert all(capture.started.wait(WAIT) for capture in captures)
+    job = manager.wait(manager.execute_job(OpkgJob("myapp", True)), WAIT)
+    assert job.was_successful and "myapp" in opkg_mode.sandbox.installed()
+    assert all(manager.jobs[c.id].running for c in captures)
+    manager.shutdown(wait=False)
