@@ -9,8 +9,10 @@ print collected errors on stderr; exit with the command's value & 0xff
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
+import os
 import signal
 import sys
 import time
@@ -77,6 +79,7 @@ def main(argv: list[str]) -> int:
     """Run opkg with ``argv`` (argv[0] is the program name); returns the exit status."""
     faults.log_call(argv)
     _c_signal_defaults()
+    _c_stdio()
     prog = argv[0] if argv else "opkg"
     try:
         opts, words = cli_args.parse_args(argv[1:])
@@ -109,6 +112,45 @@ def _c_signal_defaults() -> None:
     handler later, as opkg does)."""
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+class _CStream:
+    """A standard stream that fails as C stdio does: when a write fails
+    (EIO on a pty whose reader has gone, e.g. the daemon that ran opkg was
+    killed), the output is lost and the program goes on. The stream is
+    pointed at /dev/null from then on, so Python's flush at exit does not
+    fail either (it would turn the exit status into 120)."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except OSError:
+            self._lose_output()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError:
+            self._lose_output()
+
+    def _lose_output(self) -> None:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, self._stream.fileno())
+        os.close(devnull)
+        with contextlib.suppress(OSError):
+            self._stream.flush()  # the buffered rest goes to /dev/null
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+def _c_stdio() -> None:
+    sys.stdout = _CStream(sys.stdout)  # type: ignore[assignment]
+    sys.stderr = _CStream(sys.stderr)  # type: ignore[assignment]
 
 
 def _usage(complaint: str) -> int:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import time
 
 from . import archive, faults, fetch, remove, scripts
@@ -314,7 +315,18 @@ def _collect_unsatisfied(run: Run, pkg: Pkg, needed: list[Pkg], lost: list[str])
 
 
 def _unpack(run: Run, pkg: Pkg, old: Pkg | None) -> int:
-    """The second half of opkg_install_pkg(): scripts, conffiles, data."""
+    """The second half of opkg_install_pkg(): scripts, conffiles, data,
+    with SIGINT blocked as opkg blocks it ("to prevent inconsistency
+    between opkg database and filesystem"): an interrupt arriving meanwhile
+    is handled once the package is recorded ``unpacked``."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        return _unpack_blocked(run, pkg, old)
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+def _unpack_blocked(run: Run, pkg: Pkg, old: Pkg | None) -> int:
     assert pkg.dest is not None and pkg.local_filename is not None
     run.state_changed = True
     faults.hang_if("unpack", pkg.name)

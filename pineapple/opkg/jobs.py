@@ -15,6 +15,14 @@ Install (:class:`InstallDependenciesJob`):
 5. verify each package in the status file;
 6. on failure with ``atomic=True``, remove what this job newly installed so
    the device is left as it was (``rolled_back`` in the result).
+
+Every opkg run that changes the device is a transaction: before it starts,
+the job's intent (operation, packages, destination, which of the packages
+it may add were absent) is written to its journal record, and again with
+the opkg process's group id and start time as soon as it runs. A restart
+after a crash hands each intent left in the journal to
+:func:`pineapple.opkg.recovery.recover` (docs/opkg.md, "What happens after a
+crash").
 """
 from __future__ import annotations
 
@@ -24,12 +32,13 @@ from typing import Any
 from .. import errors
 from ..errors import JobError
 from ..jobs import Job
-from ..jobs.registry import RUN_OPTIONS, JobTypeRegistry, Params
+from ..jobs.registry import RUN_OPTIONS, JobTypeRegistry, Params, Recovery
+from . import recovery
 from .names import validate_package_name, validate_package_names
 from .output import OpkgOutcome, parse_progress_line
 from .progress import CEILING, StepProgress
-from .runner import OpkgRun, RunControl
-from .status import packages_to_install
+from .runner import OpkgRun, RunControl, process_start_time
+from .status import dependency_closure, packages_to_install
 from .system import OpkgSystem
 
 UPDATE_CHOICES = ("auto", "always", "never")
@@ -46,19 +55,42 @@ class OpkgJob(Job[dict]):
         self._control = RunControl()
         self._logger: logging.Logger | None = None
         self._steps: StepProgress | None = None
+        self._intent_unsaved = False  # warned once that the journal did not take an intent
 
     def stop(self) -> None:
         self._control.stop("timeout" if self.stop_reason == "timeout" else "cancelled")
 
-    def _opkg(self, args: list[str], control: RunControl | None = None) -> tuple[OpkgRun, OpkgOutcome]:
-        """One opkg run; every output line goes to the log and progress."""
+    def _opkg(self, args: list[str], control: RunControl | None = None,
+              phase: str | None = None) -> tuple[OpkgRun, OpkgOutcome]:
+        """One opkg run; every output line goes to the log and progress.
+        With ``phase``, the run changes the device: the job's intent for it
+        is journalled before opkg starts and again, with opkg's process
+        identity, once it runs."""
         self._log(f"$ opkg {' '.join(args)}")
-        run, outcome = self.system.run(args, self._on_line, control or self._control, self._on_lock_wait)
+        on_spawn = None
+        if phase is not None:
+            self._save_intent(phase, None)
+
+            def on_spawn(pid: int, pgid: int) -> None:
+                self._save_intent(phase, {"pid": pid, "pgid": pgid, "start": process_start_time(pid)})
+
+        run, outcome = self.system.run(args, self._on_line, control or self._control, self._on_lock_wait,
+                                       on_spawn)
         for line in run.stderr.splitlines():
             self._log(line, logging.WARNING if run.rc else logging.INFO)
         if run.lock_waits:
             self._log(f"waited for opkg's lock {run.lock_waits} time(s)")
         return run, outcome
+
+    def _intent(self, phase: str) -> dict:
+        """What a run in ``phase`` may change (see pineapple.opkg.recovery)."""
+        return {"op": self.job_type, "phase": phase}
+
+    def _save_intent(self, phase: str, process: dict | None) -> None:
+        if not self.save_intent({**self._intent(phase), "opkg": process}) and not self._intent_unsaved:
+            self._intent_unsaved = True
+            self._log("the journal is failing: if the daemon dies during this opkg run, "
+                      "a restart cannot undo what it leaves half done", logging.WARNING)
 
     def _on_line(self, line: str) -> None:
         # opkg's own lines go to the job's log; the daemon's log (syslog) only
@@ -101,6 +133,15 @@ class InstallDependenciesJob(OpkgJob):
             raise JobError(f"update must be one of {', '.join(UPDATE_CHOICES)}", errors.INVALID_FIELD)
         self.update, self.atomic = update, atomic
         self._updated = False
+        self._may_add: set[str] = set()  # what the install runs may add (requested + planned dependencies)
+        self._absent: set[str] = set()  # of those, what was not in the status database before our run
+
+    def _intent(self, phase: str) -> dict:
+        if phase == "install":
+            installed = self.system.installed()  # read again at each spawn: after a lock wait, too
+            self._absent.update(name for name in self._may_add if name not in installed)
+        return {**super()._intent(phase), "packages": list(self.packages), "dest": self.dest,
+                "atomic": self.atomic, "absent_before": sorted(self._absent)}
 
     def params(self) -> dict:
         return {"packages": self.packages, "dest": self.dest, "update": self.update, "atomic": self.atomic}
@@ -138,7 +179,7 @@ class InstallDependenciesJob(OpkgJob):
         self.set_progress(self.progress.fraction, "updating package lists")
         steps, self._steps = self._steps, None  # a feed list download is no install step
         try:
-            run, outcome = self._opkg(["update"])
+            run, outcome = self._opkg(["update"], phase="update")
         finally:
             self._steps = steps
         self._check_stopped(result)
@@ -156,15 +197,18 @@ class InstallDependenciesJob(OpkgJob):
 
     def _install(self, missing: list[str], before: dict, result: dict) -> OpkgOutcome:
         plan = packages_to_install(missing, before, self.system.available())
+        self._may_add.update(missing, (package.name for package in plan or ()))
         self._steps = StepProgress(len(plan) if plan else len(missing), start=self.progress.fraction or 0.0)
         force = ["--force-reinstall"] if any(p in before for p in missing) else []
         args = [*self._dest_args(self.dest), *force, "install", *missing]
-        run, outcome = self._opkg(args)
+        run, outcome = self._opkg(args, phase="install")
         if not outcome.ok and outcome.suggests_update and not self._updated and self.update != "never" \
                 and not self._control.stopped:
             self._log("opkg suggests the package lists are stale: updating them and retrying once")
             self._update_lists(result)
-            run, outcome = self._opkg(args)
+            plan = packages_to_install(missing, self.system.installed(), self.system.available())
+            self._may_add.update(package.name for package in plan or ())
+            run, outcome = self._opkg(args, phase="install")
         return outcome
 
     def _conclude(self, missing: list[str], before: dict, outcome: OpkgOutcome, result: dict) -> dict:
@@ -202,7 +246,7 @@ class InstallDependenciesJob(OpkgJob):
         """Remove what this job installed (its own run: works after a cancel)."""
         self.set_progress(self.progress.fraction, "rolling back " + ", ".join(new))
         self._log(f"rolling back: removing {', '.join(new)}")
-        self._opkg(["remove", "--force-depends", *new], control=RunControl())
+        self._opkg(["remove", "--force-depends", *new], control=RunControl(), phase="rollback")
         still = self.system.which_installed(new)
         removed = [p for p in new if still.get(p) is None]
         left = [p for p in new if p not in removed]
@@ -221,6 +265,10 @@ class UninstallDependenciesJob(OpkgJob):
         super().__init__(system, **options)
         self.packages = validate_package_names(packages)
         self.autoremove, self.force = autoremove, force
+        self._scope: list[str] = []
+
+    def _intent(self, phase: str) -> dict:
+        return {**super()._intent(phase), "packages": list(self.packages), "scope": self._scope}
 
     def params(self) -> dict:
         return {"packages": self.packages, "autoremove": self.autoremove, "force": self.force}
@@ -238,8 +286,10 @@ class UninstallDependenciesJob(OpkgJob):
             self._log(f"not installed: {', '.join(self.packages)}")
             return result
         self._steps = StepProgress(len(present), steps=1)
+        # What this removal may touch: the packages, and with autoremove what they depend on.
+        self._scope = sorted(dependency_closure(before, present) if self.autoremove else present)
         flags = (["--autoremove"] if self.autoremove else []) + (["--force-depends"] if self.force else [])
-        _, outcome = self._opkg([*flags, "remove", *present])
+        _, outcome = self._opkg([*flags, "remove", *present], phase="remove")
         after = self.system.installed()
         result["removed"] = [p for p in present if p not in after]
         result["autoremoved"] = sorted(p for p in before if p not in after and p not in present)
@@ -263,7 +313,7 @@ class UpdatePackageListsJob(OpkgJob):
         self._logger = logger
         feeds = self.system.conf().feed_names()
         self._steps = StepProgress(len(feeds) or 1, steps=1)
-        run, outcome = self._opkg(["update"])
+        run, outcome = self._opkg(["update"], phase="update")
         result = {"feeds": len(feeds), "failed_feeds": run.rc if run.rc > 0 else 0}
         self._check_stopped(result)
         if run.rc != 0:
@@ -318,14 +368,18 @@ def register_opkg_jobs(registry: JobTypeRegistry, system: OpkgSystem, default_ti
         return job
 
     common = RUN_OPTIONS
+    def recover(intent: dict) -> Recovery:
+        return recovery.recover(system, intent)
+
     registry.register("install", install, "Install opkg packages and their dependencies (all or nothing).",
                       {"packages": "list of package names", "dest": "opkg destination, e.g. sd",
                        "update": "auto | always | never: refresh package lists first",
-                       "atomic": "roll back on failure (default true)", **common})
+                       "atomic": "roll back on failure (default true)", **common}, recover=recover)
     registry.register("uninstall", uninstall, "Remove opkg packages.",
                       {"packages": "list of package names", "autoremove": "also remove orphaned dependencies "
-                       "(default true)", "force": "remove even if other packages depend on them", **common})
-    registry.register("update", update, "Refresh the opkg package lists (opkg update).", common)
+                       "(default true)", "force": "remove even if other packages depend on them", **common},
+                      recover=recover)
+    registry.register("update", update, "Refresh the opkg package lists (opkg update).", common, recover=recover)
 
 
 def _common(p: Params, default_timeout: float | None) -> dict:

@@ -295,3 +295,50 @@ def _wait_drained(process) -> int:
     the exit: bounded."""
     code = process.wait()
     return 255 if code is None else code
+
+
+# ------------------------------------------------- processes by identity
+def process_start_time(pid: int) -> int | None:
+    """When ``pid`` started (``starttime`` of /proc/PID/stat: clock ticks
+    since boot), None when no such process lives (or it is a zombie). A pid
+    plus its start time names one process for good: a recycled pid has
+    another start time."""
+    fields = _stat_fields(pid)
+    if fields is None or fields[0] in ("Z", "X"):
+        return None
+    return int(fields[19])
+
+
+def is_our_group(pgid: int, start_time: int) -> bool:
+    """Is process group ``pgid`` still the one whose leader (pid == pgid)
+    started at ``start_time``, with a live member left to stop? The leader
+    must show that start time (a zombie still does), or be gone while the
+    group lives on (a pid is never reused while a process group bears
+    it). Never for init or this process's own group. Zombies alone (an
+    orphan init has not reaped yet) are nothing to stop."""
+    if pgid <= 1 or pgid == os.getpgid(0):
+        return False
+    leader = _stat_fields(pgid)
+    if leader is not None and int(leader[19]) != start_time:
+        return False
+    return any(_is_live_member(pid, pgid) for pid in _pids())
+
+
+def _pids() -> list[int]:
+    return [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
+
+
+def _is_live_member(pid: int, pgid: int) -> bool:
+    fields = _stat_fields(pid)
+    return fields is not None and fields[0] not in ("Z", "X") and int(fields[2]) == pgid
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """/proc/PID/stat after the command name: [state, ppid, pgrp, ...]
+    (field 3 of proc(5) is index 0)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            data = stat.read().decode("ascii", "replace")
+    except OSError:
+        return None
+    return data[data.rindex(")") + 2:].split()

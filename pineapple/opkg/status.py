@@ -52,7 +52,9 @@ class InstalledPackage:
     """A package in a dest's status file. ``state`` is the last word of its
     Status line: ``installed``, or e.g. ``unpacked``/``half-installed`` for
     one whose install or configure did not finish (``unknown`` if the line
-    is missing)."""
+    is missing). ``want`` is the first word: ``install``, or ``deinstall``
+    for a package whose removal began (an interrupted ``opkg remove`` leaves
+    it ``deinstall ... installed`` with some of its files gone)."""
 
     name: str
     version: str
@@ -62,6 +64,12 @@ class InstalledPackage:
     depends: list[list[Dependency]]
     provides: tuple[str, ...] = ()
     installed_size: int | None = None
+    want: str = "install"
+
+    @property
+    def is_whole(self) -> bool:
+        """Fully installed and not being removed: nothing half done."""
+        return self.state == INSTALLED and self.want != "deinstall"
 
 
 @dataclass(frozen=True)
@@ -243,6 +251,29 @@ def dependents_of(installed: Mapping[str, InstalledPackage], name: str) -> list[
     )
 
 
+def dependency_closure(installed: Mapping[str, InstalledPackage], names: Iterable[str]) -> set[str]:
+    """``names`` and, transitively, the installed packages they depend on
+    (by name or by what they provide): everything an ``opkg remove
+    --autoremove`` of ``names`` may take away."""
+    providers: dict[str, str] = {}
+    for package in installed.values():
+        for provided in package.provides:
+            providers.setdefault(provided, package.name)
+    found: set[str] = set()
+    todo = [name for name in names if name in installed]
+    while todo:
+        name = todo.pop()
+        if name in found:
+            continue
+        found.add(name)
+        for group in installed[name].depends:
+            for dep in group:
+                target = dep.name if dep.name in installed else providers.get(dep.name)
+                if target is not None and target not in found:
+                    todo.append(target)
+    return found
+
+
 def _installed_from(stanza: Mapping[str, str], dest: str) -> InstalledPackage | None:
     name = stanza.get("Package")
     status = stanza.get("Status", "").split()
@@ -258,6 +289,7 @@ def _installed_from(stanza: Mapping[str, str], dest: str) -> InstalledPackage | 
         depends=parse_depends(stanza.get("Depends", "")),
         provides=_names(stanza.get("Provides", "")),
         installed_size=_int_or_none(stanza.get("Installed-Size")),
+        want=status[0] if len(status) == 3 else UNKNOWN_STATE,
     )
 
 

@@ -1,0 +1,160 @@
+"""After a crash: finish what an interrupted opkg job left half done.
+
+An opkg job writes its intent to its journal record before each opkg run
+that changes the device, and again with the run's process group id and
+start time once opkg runs (:mod:`pineapple.opkg.jobs`). A restart finds the
+records that still name an intent and calls :func:`recover` for each,
+before the daemon takes any request:
+
+1. **Stop our orphan.** The killed daemon's opkg lives on in its own
+   process group, keeping opkg's lock. If the recorded group leader still
+   has the recorded start time (a recycled pid never matches), the group
+   gets SIGINT (opkg writes its status database and exits 130), then
+   SIGTERM, then SIGKILL (:func:`~pineapple.opkg.runner.is_our_group`,
+   :func:`~pineapple.opkg.runner.stop_process_group`).
+2. **Read opkg's status database** and compare it with the intent.
+3. **Undo.** An install removes, with ``opkg remove --force-depends``, the
+   packages it set out to add that were absent before its run
+   (``absent_before``; nothing another process installed): all of them
+   when the job was atomic or was rolling back, only those left in a half
+   state (``unpacked``, ``half-installed``, being removed) and the new ones
+   depending on them otherwise. When opkg had finished (every requested and
+   new package fully installed) before the crash, nothing is removed.
+   An uninstall finishes removing the packages of its scope that opkg had
+   begun to remove (status ``deinstall ...``). An update only stops its opkg.
+
+The :class:`~pineapple.jobs.registry.Recovery` returned becomes the job's
+``result["recovery"]`` (``opkg_stopped``, ``removed``, ``left``, ``kept``)
+and one line in its error and log; the job stays ``interrupted``.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ..errors import JobError
+from ..jobs.registry import Recovery
+from .names import validate_package_name
+from .runner import RunControl, is_our_group, stop_process_group
+from .status import InstalledPackage
+from .system import OpkgSystem
+
+log = logging.getLogger("pineapple.opkg.recovery")
+
+
+def recover(system: OpkgSystem, intent: dict) -> Recovery:
+    """Finish what the interrupted opkg job with ``intent`` left half done."""
+    stopped = _stop_our_opkg(intent.get("opkg"))
+    installed = system.installed()
+    op = intent.get("op")
+    kept: list[str] = []
+    if op == "install":
+        targets, kept = _install_leftovers(intent, installed)
+    elif op == "uninstall":
+        targets = _uninstall_leftovers(intent, installed)
+    else:
+        targets = []
+    removed, left = _remove(system, targets) if targets else ([], [])
+    report = {"op": op, "phase": intent.get("phase"), "opkg_stopped": stopped,
+              "removed": removed, "left": left, "kept": kept}
+    return Recovery(report, _summary(op, stopped, removed, left, kept))
+
+
+# ------------------------------------------------------------------ steps
+def _stop_our_opkg(process: Any) -> dict | None:
+    """Stop the interrupted run's process group if it is still ours."""
+    if not isinstance(process, dict):
+        return None  # the run had not started (or its identity was not written)
+    pgid, start = process.get("pgid"), process.get("start")
+    if not _is_int(pgid) or not _is_int(start):
+        return None  # no start time: it had ended already; a pid alone could be anyone's now
+    if not is_our_group(pgid, start):
+        return None  # it ended; the pid may be someone else's by now
+    signal_name = stop_process_group(pgid)
+    return None if signal_name is None else {"pgid": pgid, "signal": signal_name}
+
+
+def _install_leftovers(intent: dict, installed: dict[str, InstalledPackage]) -> tuple[list[str], list[str]]:
+    """(to remove, kept): what the interrupted install added, by the rules
+    in the module's docstring."""
+    ours = [name for name in _names(intent.get("absent_before")) if name in installed]
+    requested = _names(intent.get("packages"))
+    if not ours:
+        return [], []
+    finished = all(installed[name].is_whole for name in ours) and all(
+        name in installed and installed[name].is_whole for name in requested)
+    if intent.get("phase") != "rollback" and finished:
+        return [], ours
+    if intent.get("atomic") is not False or intent.get("phase") == "rollback":
+        return ours, []
+    remove = {name for name in ours if not installed[name].is_whole}
+    grew = True
+    while grew:  # a new package that depends on one removed would be left broken
+        more = {name for name in ours if name not in remove and _depends_on(installed[name], remove, installed)}
+        remove |= more
+        grew = bool(more)
+    return [name for name in ours if name in remove], [name for name in ours if name not in remove]
+
+
+def _uninstall_leftovers(intent: dict, installed: dict[str, InstalledPackage]) -> list[str]:
+    """The packages of the interrupted removal that opkg had begun to remove."""
+    return [name for name in _names(intent.get("scope")) if name in installed
+            and installed[name].want == "deinstall"]
+
+
+def _remove(system: OpkgSystem, names: list[str]) -> tuple[list[str], list[str]]:
+    """``opkg remove --force-depends names``; (removed, still there)."""
+    log.warning("recovery: removing %s", ", ".join(names))
+    try:
+        run, outcome = system.run(["remove", "--force-depends", *names], _log_line, RunControl())
+    except JobError as exc:  # opkg missing, lock held for longer than lock_wait, ...
+        log.error("recovery: opkg remove failed: %s", exc)
+    else:
+        if run.rc != 0:
+            log.error("recovery: opkg remove exited %d: %s", run.rc, outcome.message)
+    after = system.installed()
+    return [name for name in names if name not in after], [name for name in names if name in after]
+
+
+# --------------------------------------------------------------- helpers
+def _summary(op: Any, stopped: dict | None, removed: list[str], left: list[str], kept: list[str]) -> str:
+    parts = []
+    if stopped is not None:
+        parts.append(f"stopped the interrupted opkg (process group {stopped['pgid']}, {stopped['signal']})")
+    if removed:
+        parts.append(f"removed {', '.join(removed)} (left by the interrupted {op})")
+    if left:
+        parts.append(f"could not remove {', '.join(left)} (see the daemon's log)")
+    if kept:
+        parts.append(f"opkg had finished before the stop: kept {', '.join(kept)}")
+    if not parts:
+        parts.append("nothing was left half done")
+    return "recovery: " + "; ".join(parts)
+
+
+def _depends_on(package: InstalledPackage, names: set[str], installed: dict[str, InstalledPackage]) -> bool:
+    for group in package.depends:
+        for dep in group:
+            if dep.name in names or any(dep.name in installed[n].provides for n in names if n in installed):
+                return True
+    return False
+
+
+def _names(value: Any) -> list[str]:
+    """Valid package names only: an intent comes from a file on disk, and
+    nothing in it may become an opkg option."""
+    names = []
+    for name in value if isinstance(value, list) else []:
+        try:
+            names.append(validate_package_name(name))
+        except (JobError, TypeError):
+            log.warning("recovery: ignoring %r: not a package name", name)
+    return names
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _log_line(line: str) -> None:
+    log.debug("%s", line)
