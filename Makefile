@@ -33,7 +33,7 @@ test: venv
 # sh 2.x and paho 2.x are what `make test` runs on the default python3.
 PY37         ?= /root/.pyenv/versions/3.7.16/bin/python
 PY313        ?= /root/.pyenv/versions/3.13.0/bin/python
-MATRIX_TESTS ?= tests/test_imports.py tests/jobs tests/opkg tests/api tests/cli tests/modules tests/mqtt
+MATRIX_TESTS ?= tests/test_imports.py tests/jobs tests/opkg tests/api tests/cli tests/modules tests/mqtt tests/helpers tests/logger
 
 ## test-matrix: the engine, opkg, socket API, client, CLI, module and MQTT tests on Python 3.7 and 3.13
 test-matrix:

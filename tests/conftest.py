@@ -70,3 +70,21 @@ def broker():
     instance = Broker().start()
     yield instance
     instance.close()
+
+
+@pytest.fixture
+def notification_socket(monkeypatch):
+    """A notification server on a temporary socket, named by
+    ``$PINEAPPLE_NOTIFICATION_SOCKET`` (for this process and its children)."""
+    import shutil
+    import tempfile
+
+    from tests.fixtures.notifications import NotificationServer
+
+    directory = tempfile.mkdtemp(prefix="pn-", dir="/tmp")
+    path = str(pathlib.Path(directory) / "notifications.sock")
+    monkeypatch.setenv("PINEAPPLE_NOTIFICATION_SOCKET", path)
+    server = NotificationServer(path)
+    yield server
+    server.close()
+    shutil.rmtree(directory, ignore_errors=True)

@@ -2,70 +2,10 @@
 device's API server listens (``/tmp/notifications.sock``, here a temp path)."""
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import socket
-import tempfile
-import threading
-
 import pytest
 
 import pineapple.helpers.notification_helpers as notifier
 from pineapple.modules import Module
-
-WAIT = 10.0
-
-
-class NotificationServer:
-    """Accepts connections and keeps what each one sent until EOF."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.received: list = []
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.bind(path)
-        self.sock.listen(8)
-        self.sock.settimeout(WAIT)
-        self.arrived = threading.Semaphore(0)
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                data = b""
-                while True:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
-            self.received.append(json.loads(data))
-            self.arrived.release()
-
-    def next(self) -> dict:
-        assert self.arrived.acquire(timeout=WAIT), "no notification arrived"
-        return self.received[-1]
-
-    def close(self) -> None:
-        self.sock.shutdown(socket.SHUT_RDWR)  # wakes the accept() (close alone does not, on Linux)
-        self.sock.close()
-        self.thread.join(WAIT)
-
-
-@pytest.fixture
-def notification_socket(monkeypatch):
-    directory = tempfile.mkdtemp(prefix="pn-", dir="/tmp")
-    path = os.path.join(directory, "notifications.sock")
-    monkeypatch.setenv(notifier.SOCKET_ENV, path)
-    server = NotificationServer(path)
-    yield server
-    server.close()
-    shutil.rmtree(directory, ignore_errors=True)
 
 
 def test_levels_are_hak5_s():

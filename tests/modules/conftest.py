@@ -62,10 +62,13 @@ def serve() -> Iterator[Callable[[Module], Module]]:
 
 
 class ModuleProcess:
-    """An example module (``modules/NAME/module.py``) as a real process."""
+    """A module (``ROOT/NAME/module.py``, by default an example of
+    ``modules/``) as a real process."""
 
-    def __init__(self, name: str, sock_dir: pathlib.Path, log_path: pathlib.Path, env: dict[str, str]) -> None:
+    def __init__(self, name: str, sock_dir: pathlib.Path, log_path: pathlib.Path, env: dict[str, str],
+                 root: pathlib.Path = EXAMPLES) -> None:
         self.name = name
+        self.root = root
         self.sock_dir = sock_dir
         self.socket = sock_dir / f"{name}.sock"
         self.log_path = log_path
@@ -74,7 +77,7 @@ class ModuleProcess:
 
     def start(self) -> ModuleProcess:
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, str(EXAMPLES / self.name / "module.py")], cwd=REPO,
+            self.proc = subprocess.Popen([sys.executable, str(self.root / self.name / "module.py")], cwd=REPO,
                                          env=self.env, stdout=log, stderr=subprocess.STDOUT)
         wait_for(lambda: self._started(), what=f"module {self.name} to listen")
         return self
@@ -99,11 +102,11 @@ class ModuleProcess:
 
 @pytest.fixture
 def start_module(sock_dir: pathlib.Path, tmp_path: pathlib.Path) -> Iterator[Callable[..., ModuleProcess]]:
-    """``start_module(name, env={...})`` -> a running example module process."""
+    """``start_module(name, env={...}, root=EXAMPLES)`` -> a running module process."""
     started: list[ModuleProcess] = []
 
-    def start(name: str, env: dict[str, str] | None = None) -> ModuleProcess:
-        process = ModuleProcess(name, sock_dir, tmp_path / f"{name}-{len(started)}.out", env or {})
+    def start(name: str, env: dict[str, str] | None = None, root: pathlib.Path = EXAMPLES) -> ModuleProcess:
+        process = ModuleProcess(name, sock_dir, tmp_path / f"{name}-{len(started)}.out", env or {}, root)
         started.append(process)
         return process.start()
 
