@@ -35,6 +35,7 @@ LISTS_DIR = "/var/opkg-lists"
 KNOBS = {
     "download_delay": "OPKG_STANDIN_DOWNLOAD_DELAY",
     "update_delay": "OPKG_STANDIN_UPDATE_DELAY",
+    "unpack_delay": "OPKG_STANDIN_UNPACK_DELAY",
     "hang": "OPKG_STANDIN_HANG",
     "free_kb": "OPKG_STANDIN_FREE_KB",
     "call_log": "OPKG_STANDIN_CALL_LOG",

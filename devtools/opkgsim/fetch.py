@@ -1,15 +1,18 @@
 """Downloads (libopkg/opkg_download.c): ``file://`` copies, integrity checks.
 
-Only ``file:`` URLs are served. Any other URL fails the way opkg's wget
-call fails on a device without network ("wget returned 4"); the stand-in
-never touches the network.
+``file:`` URLs are copied in-process. Any other URL is fetched as opkg
+does: ``wget -q -O TMPDIR/opkg-XXXXXX/FILE URL``, the ``wget`` found on
+PATH (a test can put a fake one there: slow, failing, serving a local dir),
+then moved into place; a nonzero exit is "wget returned N".
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
 import shutil
+import subprocess
 import urllib.parse
 from collections.abc import Callable
 
@@ -36,9 +39,32 @@ def download(run: Run, url: str, dest_file: str, before_copy: Callable[[], None]
         ok = file_copy(run, source, dest_file)
         run.msgs.info("opkg_download", "Done.\n")
         return ok
-    run.msgs.error("opkg_download", f"Failed to download {url}, wget returned 4.\n")
-    run.msgs.error("opkg_download", "Check your network settings and connectivity.\n\n")
-    return False
+    return _wget(run, url, dest_file)
+
+
+def _wget(run: Run, url: str, dest_file: str) -> bool:
+    """The non-file branch of opkg_download(): xsystem(wget ...), file_move()."""
+    tmp_file = f"{run.tmp_dir}/{os.path.basename(url)}"
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp_file)
+    try:
+        status = subprocess.call(["wget", "-q", "-O", tmp_file, url])
+    except OSError:
+        status = 255  # opkg's vfork child: _exit(-1) when execvp fails
+    if status < 0:
+        run.msgs.error("wget", f"Child killed by signal {-status}.\n")
+        status = -1
+    if status:
+        run.msgs.error("opkg_download", f"Failed to download {url}, wget returned {status}.\n")
+        if status == 4:
+            run.msgs.error("opkg_download", "Check your network settings and connectivity.\n\n")
+        return False
+    try:
+        shutil.move(tmp_file, dest_file)
+    except OSError as exc:
+        run.msgs.perror("file_move", f"Failed to rename {tmp_file} to {dest_file}", exc.errno or errno.EIO)
+        return False
+    return True
 
 
 def file_copy(run: Run, source: str, dest: str) -> bool:

@@ -319,17 +319,17 @@ def _unpack(run: Run, pkg: Pkg, old: Pkg | None) -> int:
     with SIGINT blocked as opkg blocks it ("to prevent inconsistency
     between opkg database and filesystem"): an interrupt arriving meanwhile
     is handled once the package is recorded ``unpacked``."""
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    faults.hang_if("unpack", pkg.name)  # before SIGINT is blocked: a hang here stays interruptible
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         return _unpack_blocked(run, pkg, old)
     finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 def _unpack_blocked(run: Run, pkg: Pkg, old: Pkg | None) -> int:
     assert pkg.dest is not None and pkg.local_filename is not None
     run.state_changed = True
-    faults.hang_if("unpack", pkg.name)
     if old is not None:
         old.is_upgrade = pkg.is_upgrade = True
         if scripts.run_script(run, old, "prerm", f"upgrade {pkg.version}"):
@@ -350,6 +350,7 @@ def _unpack_blocked(run: Run, pkg: Pkg, old: Pkg | None) -> int:
         return 0
     if old is not None:
         _replace_old(run, pkg, old)
+    faults.delay("OPKG_STANDIN_UNPACK_DELAY")
     try:
         archive.extract_control_files(pkg.local_filename, pkg.dest.info_dir, prefix=f"{pkg.name}.")
         written = archive.extract_data(pkg.local_filename, pkg.dest.root_dir)

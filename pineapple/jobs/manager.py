@@ -44,6 +44,7 @@ Callback = Callable[[Job], None]
 TOTALS = ("submitted", SUCCEEDED, FAILED, CANCELLED, INTERRUPTED)
 
 # Why a running job was asked to stop -> (final state, error code, message)
+_STOPPED_LOG = {errors.CANCELLED: "cancelled", errors.TIMEOUT: "timed out"}
 _STOP_OUTCOMES = {
     "cancelled": (CANCELLED, errors.CANCELLED, "cancelled"),
     "shutdown": (CANCELLED, errors.CANCELLED, "cancelled: the job manager shut down"),
@@ -553,7 +554,10 @@ class JobManager:
             result = job.do_work(logger)
         except (Exception, SystemExit) as exc:  # sys.exit() in a job ends the job, not the worker
             message, code, partial = error_from_exception(exc)
-            logger.error("job failed: %s", message)
+            if code in _STOPPED_LOG:  # a stop is no failure: the log says what the state and code say
+                logger.warning("job %s: %s", _STOPPED_LOG[code], message)
+            else:
+                logger.error("job failed: %s", message)
             return partial, message, code
         if job.error:  # the Pineapple style: do_work set self.error itself
             return result, job.error, job.error_code or errors.JOB_FAILED

@@ -62,7 +62,7 @@ class OpkgConf:
     def dest_path(self, name: str = DEFAULT_DEST) -> str:
         """Where dest ``name`` lives on this machine; KeyError if unknown."""
         dests = self.dests or {DEFAULT_DEST: "/"}
-        return self._in_root(dests[name])
+        return self.host_path(dests[name])
 
     def dest_names(self) -> list[str]:
         """Configured dest names, in order (``root`` when none is)."""
@@ -70,7 +70,7 @@ class OpkgConf:
 
     def lists_path(self) -> str:
         """The directory holding one downloaded list file per feed."""
-        return self._in_root(self.lists_dir)
+        return self.host_path(self.lists_dir)
 
     def list_file(self, feed_name: str) -> str:
         """The list file ``opkg update`` writes for a feed."""
@@ -78,7 +78,7 @@ class OpkgConf:
 
     def lock_path(self) -> str:
         """The file every opkg command locks (non-waiting)."""
-        return self._in_root(LOCK_FILE)
+        return self.host_path(LOCK_FILE)
 
     def status_paths(self) -> dict[str, str]:
         """Each dest's status file, by dest name."""
@@ -106,7 +106,8 @@ class OpkgConf:
         """Feed URL (no trailing slash) → feed name, for output parsing."""
         return {feed.url.rstrip("/"): feed.name for feed in self.feeds}
 
-    def _in_root(self, path: str) -> str:
+    def host_path(self, path: str) -> str:
+        """Where a path of the device (``/usr/bin/x``) is on this machine."""
         if not self.offline_root:
             return os.path.normpath(path) if path else "/"
         return os.path.normpath(f"{self.offline_root}/{path}")

@@ -23,6 +23,12 @@ the opkg process's group id and start time as soon as it runs. A restart
 after a crash hands each intent left in the journal to
 :func:`pineapple.opkg.recovery.recover` (docs/opkg.md, "What happens after a
 crash").
+
+"What this job installed" is what its own opkg runs said they installed
+(their ``Installing X`` lines) and the status database then lists: never a
+package another process (LuCI, cron) installed while this job waited for
+opkg's lock. A cancel or timeout stops opkg with SIGINT first, so opkg
+writes its database and the rollback sees what it had unpacked.
 """
 from __future__ import annotations
 
@@ -34,8 +40,9 @@ from ..errors import JobError
 from ..jobs import Job
 from ..jobs.registry import RUN_OPTIONS, JobTypeRegistry, Params, Recovery
 from . import recovery
+from .debris import drop_placeholders, listed_files, placeholders, remove_emptied_dirs
 from .names import validate_package_name, validate_package_names
-from .output import OpkgOutcome, parse_progress_line
+from .output import INSTALLING, OpkgOutcome, parse_progress_line
 from .progress import CEILING, StepProgress
 from .runner import OpkgRun, RunControl, process_start_time
 from .status import dependency_closure, packages_to_install
@@ -56,6 +63,7 @@ class OpkgJob(Job[dict]):
         self._logger: logging.Logger | None = None
         self._steps: StepProgress | None = None
         self._intent_unsaved = False  # warned once that the journal did not take an intent
+        self._installing: set[str] = set()  # "Installing X" lines of this job's own runs
 
     def stop(self) -> None:
         self._control.stop("timeout" if self.stop_reason == "timeout" else "cancelled")
@@ -97,6 +105,8 @@ class OpkgJob(Job[dict]):
         # carries them at debug level, so a busy device does not flood it.
         self._log(line, logging.DEBUG)
         event = parse_progress_line(line)
+        if event is not None and event.stage == INSTALLING and event.package:
+            self._installing.add(event.package)
         if event is not None and self._steps is not None:
             step = self._steps.advance(event)
             if step is not None:
@@ -110,10 +120,20 @@ class OpkgJob(Job[dict]):
         if self._logger is not None:
             self._logger.log(level, "%s", line)
 
+    def _stop_code(self) -> str | None:
+        """``cancelled`` or ``timeout`` once this job's opkg was stopped, else None."""
+        if not self._control.stopped:
+            return None
+        return errors.TIMEOUT if self._control.reason == "timeout" else errors.CANCELLED
+
+    def _stop_message(self) -> str:
+        return "timed out while running opkg" if self._stop_code() == errors.TIMEOUT \
+            else "cancelled while running opkg"
+
     def _check_stopped(self, result: dict) -> None:
-        if self._control.stopped:
-            code = errors.TIMEOUT if self._control.reason == "timeout" else errors.CANCELLED
-            raise JobError(f"{self._control.reason} while running opkg", code, result)
+        code = self._stop_code()
+        if code is not None:
+            raise JobError(self._stop_message(), code, result)
 
     def _dest_args(self, dest: str) -> list[str]:
         return ["-d", dest] if dest else []
@@ -133,6 +153,7 @@ class InstallDependenciesJob(OpkgJob):
             raise JobError(f"update must be one of {', '.join(UPDATE_CHOICES)}", errors.INVALID_FIELD)
         self.update, self.atomic = update, atomic
         self._updated = False
+        self._placeholders: set[str] = set()  # "not-installed" stanzas before this job ran opkg
         self._may_add: set[str] = set()  # what the install runs may add (requested + planned dependencies)
         self._absent: set[str] = set()  # of those, what was not in the status database before our run
 
@@ -160,6 +181,7 @@ class InstallDependenciesJob(OpkgJob):
             self._log(f"already installed: {', '.join(present)}")
             return result
         self._prepare(missing, result)
+        self._placeholders = placeholders(self.system.conf())
         try:
             outcome = self._install(missing, before, result)
         except JobError as exc:
@@ -213,23 +235,35 @@ class InstallDependenciesJob(OpkgJob):
 
     def _conclude(self, missing: list[str], before: dict, outcome: OpkgOutcome, result: dict) -> dict:
         after = self.system.installed()
-        new = [name for name in after if name not in before]
+        # Ours: what our runs installed, not whatever appeared since `before`
+        # (another process may have installed packages while we waited for the lock).
+        new = [name for name in after if name not in before and name in self._installing]
         result["installed"] = [p for p in missing if _fully_installed(after, p)]
         result["dependencies"] = sorted(p for p in new if p not in missing and _fully_installed(after, p))
         failed = {p: outcome.failures.get(p) or outcome.code or errors.VERIFY_FAILED
                   for p in missing if not _fully_installed(after, p)}
-        if not failed and not self._control.stopped:
+        if not failed and self._stop_code() is None:
             self.set_progress(CEILING, "installed " + ", ".join(missing))
             return result
         result["failed"] = failed
-        raise self._failure(new, outcome, result)
+        raise self._failure(missing, new, after, outcome, result)
 
-    def _failure(self, new: list[str], outcome: OpkgOutcome, result: dict) -> JobError:
+    def _failure(self, missing: list[str], new: list[str], after: dict, outcome: OpkgOutcome,
+                 result: dict) -> JobError:
         """Roll back if atomic, then the error to raise (cancel/timeout win)."""
-        if self.atomic and new:
-            result["rolled_back"] = self._roll_back(new)
-            result["installed"], result["dependencies"] = [], []
-        self._check_stopped(result)
+        if self.atomic:
+            if new:
+                result["rolled_back"] = self._roll_back(new, after)
+                result["installed"], result["dependencies"] = [], []
+            self._drop_placeholders()
+        stop = self._stop_code()
+        if stop is not None:
+            # Every package this job did not leave installed failed because of the stop.
+            result["failed"] = {p: stop for p in missing if p not in result["installed"]}
+            message = self._stop_message()
+            if result["rolled_back"]:
+                message += f"\nRolled back: {', '.join(result['rolled_back'])}"
+            return JobError(message, stop, result)
         code = outcome.code or errors.VERIFY_FAILED
         message = outcome.message if not outcome.ok else (
             f"opkg reported success but {', '.join(result['failed'])} is not installed (half-configured?)")
@@ -242,13 +276,26 @@ class InstallDependenciesJob(OpkgJob):
             message += f"\nRolled back: {', '.join(result['rolled_back'])}"
         return JobError(message, code, result)
 
-    def _roll_back(self, new: list[str]) -> list[str]:
-        """Remove what this job installed (its own run: works after a cancel)."""
+    def _drop_placeholders(self) -> None:
+        """The "not-installed" stanzas our interrupted or failed runs left."""
+        ours = self._installing - self._placeholders
+        dropped = drop_placeholders(self.system.conf(), ours) if ours else []
+        if dropped:
+            self._log(f"removed opkg's not-installed entries for {', '.join(sorted(dropped))}")
+
+    def _roll_back(self, new: list[str], after: dict) -> list[str]:
+        """Remove what this job installed (its own run: works after a cancel),
+        and the directories that leaves empty (opkg's remove keeps them)."""
         self.set_progress(self.progress.fraction, "rolling back " + ", ".join(new))
         self._log(f"rolling back: removing {', '.join(new)}")
+        conf = self.system.conf()
+        files = {name: listed_files(conf, after, [name]) for name in new}
         self._opkg(["remove", "--force-depends", *new], control=RunControl(), phase="rollback")
-        still = self.system.which_installed(new)
-        removed = [p for p in new if still.get(p) is None]
+        still = self.system.installed()
+        removed = [p for p in new if p not in still]
+        dirs = remove_emptied_dirs(conf, [path for name in removed for path in files[name]])
+        if dirs:
+            self._log(f"rollback removed {len(dirs)} directories the install had left empty")
         left = [p for p in new if p not in removed]
         self.set_progress(self.progress.fraction, f"rollback left {', '.join(left)} installed" if left
                           else "rolled back " + ", ".join(removed))

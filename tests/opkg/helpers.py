@@ -3,6 +3,7 @@ inspection, a lock holder, bounded waits, an OpkgSystem on a sandbox."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import pathlib
@@ -182,3 +183,66 @@ def build_template(tmp_path_factory: pytest.TempPathFactory) -> Sandbox:
     libc installed), built once so each test can get a cheap clone."""
     return Sandbox.create(tmp_path_factory.mktemp("opkg-template") / "sb", packages=feed_packages(),
                           installed=["libc"])
+
+
+# ----------------------------------------------------- roots and other opkgs
+def tree_snapshot(root: pathlib.Path) -> dict[str, tuple]:
+    """Everything under ``root`` (directories too) with its type, mode and
+    content, apart from opkg's lock file and downloaded lists: equal
+    snapshots mean a byte-for-byte identical root."""
+    skip = ("var/lock/opkg.lock", "var/opkg-lists/")
+    found: dict[str, tuple] = {}
+    for path in sorted(root.rglob("*")):
+        rel = str(path.relative_to(root))
+        if rel.startswith(skip) or rel == "var/opkg-lists":
+            continue
+        mode = path.lstat().st_mode
+        if path.is_symlink():
+            found[rel] = ("link", os.readlink(path))
+        elif path.is_dir():
+            found[rel] = ("dir", oct(mode))
+        else:
+            found[rel] = ("file", oct(mode), hashlib.sha256(path.read_bytes()).hexdigest())
+    return found
+
+
+def snapshot_diff(before: dict[str, tuple], after: dict[str, tuple]) -> dict[str, tuple]:
+    """path -> (before, after) for every difference (None: absent)."""
+    return {path: (before.get(path), after.get(path)) for path in sorted(set(before) | set(after))
+            if before.get(path) != after.get(path)}
+
+
+FAKE_WGET = """#!/bin/sh
+# opkg's download call: wget -q [--timeout N] -O FILE URL. Serves the URL's
+# file name from {feed}; waits for {release} first when {hang_name} is in the URL.
+out=; url=
+while [ $# -gt 0 ]; do
+  case "$1" in -O) out=$2; shift 2;; --timeout) shift 2;; -*) shift;; *) url=$1; shift;; esac
+done
+echo "$url" >> {log}
+case "$url" in *{hang_name}*)
+  i=0; while [ ! -e {release} ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done;;
+esac
+exec cp "{feed}/${{url##*/}}" "$out"
+"""
+HTTP_FEED = "http://feed.invalid/base"
+
+
+def serve_feed_over_fake_http(sb: Sandbox, directory: pathlib.Path, hang_name: str = "-no-hang-") -> pathlib.Path:
+    """Point the sandbox's feed at an http:// URL and put a fake ``wget`` in
+    ``directory`` (put it first on opkg's PATH) serving it from the feed
+    dir; it hangs (bounded) on URLs containing ``hang_name`` until
+    ``directory/release`` exists. URLs fetched go to ``directory/wget.log``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    script = directory / "wget"
+    script.write_text(FAKE_WGET.format(feed=sb.feed_dir, release=directory / "release",
+                                       log=directory / "wget.log", hang_name=hang_name))
+    script.chmod(0o755)
+    text = sb.conf.read_text().replace(f"file://{sb.feed_dir.resolve()}\n", HTTP_FEED + "\n")
+    sb.conf.write_text(text)
+    return script
+
+
+def opkg_argv(binary: str, sb: Sandbox, *args: str) -> list[str]:
+    """``[binary, -o ROOT, -f CONF, *args]`` for any opkg ("" = the stand-in)."""
+    return [binary or str(sb.opkg_path), "-o", str(sb.root), "-f", str(sb.conf), *args]
