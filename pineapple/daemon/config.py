@@ -88,7 +88,7 @@ class DaemonSettings(Settings):
         Option("allowed_uids", list, [], "extra uids allowed to connect (root and the daemon's own uid always are)"),
         Option("allowed_gids", list, [], "extra gids allowed to connect (the socket group always is)"),
         Option("state_dir", str, "/var/run/pineapple-jobd", "journal and schedules; keep it on RAM (tmpfs) on devices"),
-        Option("workers", int, 2, "worker threads running jobs", 1),
+        Option("workers", int, 2, "threads for jobs without a resource (opkg jobs get their own)", 1),
         Option("log_level", str, "info", "debug, info, warning or error (logs go to stderr)"),
         Option("retention", float, 600.0, "seconds a finished job is kept", 0),
         Option("max_finished", int, 50, "finished jobs kept at most (oldest dropped first)", 1),

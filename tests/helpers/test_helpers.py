@@ -114,3 +114,15 @@ def test_uci_keys_are_checked(monkeypatch):
             uci.uci_set(bad, "v")
     with pytest.raises(FileNotFoundError):
         uci.uci_get("demo.main.name")
+
+
+def test_check_for_internet_https_is_a_tcp_connection():
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+    try:
+        assert net.check_for_internet(f"https://127.0.0.1:{port}/internet", timout=5) is True
+    finally:
+        listener.close()
+    assert net.check_for_internet(f"https://127.0.0.1:{port}/", timout=2) is False
