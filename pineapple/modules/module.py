@@ -275,7 +275,9 @@ class Module:
         handler = self._handlers.get(action)
         if handler is None:
             known = ", ".join(self.actions) or "none"
-            return action, "error", f"module {self.name} has no action {action!r} (actions: {known})"
+            # Hak5's words first (what existing pages and scripts may match), then ours.
+            return action, "error", (f"No action handler registered for action {action} "
+                                     f"(module {self.name} has: {known})")
         try:
             result = handler(Request(data))
         except Exception as exc:

@@ -58,6 +58,17 @@ def ask(path: str | os.PathLike[str], action: str, keep_open: bool = False, **fi
     return json.loads(raw)
 
 
+def in_parallel(client, count: int) -> dict[int, Any]:
+    """Run ``client(i)`` for i in range(count) on threads at once; {i: its result}."""
+    results: dict[int, Any] = {}
+    threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, client(i))) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(WAIT * 2)
+    return results
+
+
 def wait_for(predicate, timeout: float = WAIT, interval: float = 0.05, what: str = "condition") -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -13,7 +13,7 @@ import pytest
 
 from pineapple.modules import Module
 from pineapple.modules.gateway import API_PATH, Gateway
-from tests.modules.helpers import EXAMPLES, REPO, WAIT, http, wait_for
+from tests.modules.helpers import EXAMPLES, REPO, WAIT, http, in_parallel, wait_for
 
 
 def post(gateway: Gateway, body, **kwargs):
@@ -90,16 +90,9 @@ def test_concurrent_requests_each_get_their_own_answer(sock_dir, serve):
     module = Module("packetsnoop", socket_dir=str(sock_dir), max_workers=4)
     module.register_action_handler("slow_echo", lambda request: time.sleep(request.delay) or request.n)
     serve(module)
-    results: dict = {}
     with Gateway(str(EXAMPLES), str(sock_dir), port=0) as gateway:
-        def client(i: int) -> None:
-            results[i] = [post(gateway, {"module": "packetsnoop", "action": "slow_echo", "n": [i, k],
-                                         "delay": ((i * 7 + k * 3) % 5) / 100})[1] for k in range(4)]
-        threads = [threading.Thread(target=client, args=(i,)) for i in range(6)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(WAIT * 2)
+        results = in_parallel(lambda i: [post(gateway, {"module": "packetsnoop", "action": "slow_echo", "n": [i, k],
+                                                        "delay": ((i * 7 + k * 3) % 5) / 100})[1] for k in range(4)], 6)
     assert results == {i: [{"payload": [i, k]} for k in range(4)] for i in range(6)}
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from pineapple.modules import Module, ModuleError, Request
-from tests.modules.helpers import REPO, WAIT, ask, exchange, read_to_eof, wait_for
+from tests.modules.helpers import REPO, WAIT, ask, exchange, in_parallel, read_to_eof, wait_for
 
 
 def make(sock_dir: Path, name: str = "demo", **options) -> Module:
@@ -106,7 +106,8 @@ def test_protocol_errors_are_answered(sock_dir, serve, keep_open):
     assert raw(b"{}") == {"error": "request has no 'action' (a string)"}
     assert raw(b'{"x": 1}') == {"error": "request has no 'action' (a string)"}
     assert raw(b"[1]") == {"error": "request must be a JSON object, got list"}
-    assert ask(path, "missing", keep_open=keep_open) == {"error": "module demo has no action 'missing' (actions: echo)"}
+    assert ask(path, "missing", keep_open=keep_open) == \
+        {"error": "No action handler registered for action missing (module demo has: echo)"}
     too_big = json.dumps({"action": "echo", "blob": "x" * 2000}).encode()
     assert raw(too_big) == {"error": "request too large (limit 1024 bytes)"}
     # Not JSON: ended by EOF when the first connection is closed, by the read timeout when it is kept open.
@@ -246,17 +247,8 @@ def test_concurrent_requests_never_cross(sock_dir, serve, keep_open):
     module = make(sock_dir, max_workers=4)
     module.register_action_handler("echo", lambda request: time.sleep(request.delay) or request.n)
     serve(module)
-    answers: dict[int, list] = {}
-
-    def client(i: int) -> None:
-        answers[i] = [ask(module.socket_path, "echo", keep_open=keep_open, n=[i, k], delay=((i + k) % 4) / 50)
-                      for k in range(5)]
-
-    callers = [threading.Thread(target=client, args=(i,)) for i in range(8)]
-    for caller in callers:
-        caller.start()
-    for caller in callers:
-        caller.join(WAIT * 2)
+    answers = in_parallel(lambda i: [ask(module.socket_path, "echo", keep_open=keep_open, n=[i, k],
+                                         delay=((i + k) % 4) / 50) for k in range(5)], 8)
     assert answers == {i: [{"payload": [i, k]} for k in range(5)] for i in range(8)}
 
 
