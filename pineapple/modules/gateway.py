@@ -52,6 +52,7 @@ log = logging.getLogger("pineapple.modules.gateway")
 API_PATH = "/api/module/request"
 MAX_BODY = 1024 * 1024  # the module's own request limit
 MAX_ANSWER = 4 * 1024 * 1024
+DISCARD_LIMIT = 16 * 1024 * 1024  # a refused body up to this size is read (and dropped) before the error
 MODULE_TIMEOUT = 60.0
 _MODULE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 _FRONT_END_TYPES = frozenset((".html", ".htm", ".js", ".mjs", ".css", ".svg", ".png", ".jpg", ".jpeg", ".gif",
@@ -281,6 +282,7 @@ class _Handler(BaseHTTPRequestHandler):
         if length is None or not length.isdigit():
             raise GatewayError(HTTPStatus.LENGTH_REQUIRED, "length_required", "a Content-Length is required")
         if int(length) > self.gateway.max_body:
+            self._discard(int(length))
             raise GatewayError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "request_too_large",
                                f"request body over {self.gateway.max_body} bytes")
         body = self.rfile.read(int(length))
@@ -291,6 +293,16 @@ class _Handler(BaseHTTPRequestHandler):
         if not isinstance(request, dict):
             raise GatewayError(HTTPStatus.BAD_REQUEST, "invalid_request", "the body must be a JSON object")
         return request
+
+    def _discard(self, length: int) -> None:
+        """Read and drop a refused body (up to a bound) so the client, still
+        sending, reads the error instead of a broken pipe."""
+        remaining = min(length, DISCARD_LIMIT)
+        while remaining > 0:
+            chunk = self.rfile.read(min(remaining, 65536))
+            if not chunk:
+                return
+            remaining -= len(chunk)
 
     def _static(self, rest: str) -> None:
         name, slash, inner = rest.partition("/")
