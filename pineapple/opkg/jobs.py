@@ -33,6 +33,7 @@ writes its database and the rollback sees what it had unpacked.
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any
 
 from .. import errors
@@ -75,15 +76,16 @@ class OpkgJob(Job[dict]):
         is journalled before opkg starts and again, with opkg's process
         identity, once it runs."""
         self._log(f"$ opkg {' '.join(args)}")
-        on_spawn = None
+        on_spawn = tag = None
         if phase is not None:
-            self._save_intent(phase, None)
+            tag = uuid.uuid4().hex  # finds the run should the daemon die before on_spawn wrote it
+            self._save_intent(phase, {"tag": tag})
 
             def on_spawn(pid: int, pgid: int) -> None:
-                self._save_intent(phase, {"pid": pid, "pgid": pgid, "start": process_start_time(pid)})
+                self._save_intent(phase, {"tag": tag, "pid": pid, "pgid": pgid, "start": process_start_time(pid)})
 
         run, outcome = self.system.run(args, self._on_line, control or self._control, self._on_lock_wait,
-                                       on_spawn)
+                                       on_spawn, tag)
         for line in run.stderr.splitlines():
             self._log(line, logging.WARNING if run.rc else logging.INFO)
         if run.lock_waits:
@@ -94,7 +96,7 @@ class OpkgJob(Job[dict]):
         """What a run in ``phase`` may change (see pineapple.opkg.recovery)."""
         return {"op": self.job_type, "phase": phase}
 
-    def _save_intent(self, phase: str, process: dict | None) -> None:
+    def _save_intent(self, phase: str, process: dict) -> None:
         if not self.save_intent({**self._intent(phase), "opkg": process}) and not self._intent_unsaved:
             self._intent_unsaved = True
             self._log("the journal is failing: if the daemon dies during this opkg run, "

@@ -8,8 +8,9 @@ before the daemon takes any request:
 
 1. **Stop our orphan.** The killed daemon's opkg lives on in its own
    process group, keeping opkg's lock. If the recorded group leader still
-   has the recorded start time (a recycled pid never matches), the group
-   gets SIGINT (opkg writes its status database and exits 130), then
+   has the recorded start time (a recycled pid never matches) — or, when
+   the daemon died before it could write the pid down, if a process
+   carries the run's random tag in its environment — the group gets SIGINT (opkg writes its status database and exits 130), then
    SIGTERM, then SIGKILL (:func:`~pineapple.opkg.runner.is_our_group`,
    :func:`~pineapple.opkg.runner.stop_process_group`).
 2. **Read opkg's status database** and compare it with the intent.
@@ -35,7 +36,7 @@ from typing import Any
 from ..errors import JobError
 from ..jobs.registry import Recovery
 from .names import validate_package_name
-from .runner import RunControl, is_our_group, stop_process_group
+from .runner import RunControl, is_our_group, stop_process_group, tagged_groups
 from .status import InstalledPackage
 from .system import OpkgSystem
 
@@ -64,14 +65,20 @@ def recover(system: OpkgSystem, intent: dict) -> Recovery:
 def _stop_our_opkg(process: Any) -> dict | None:
     """Stop the interrupted run's process group if it is still ours."""
     if not isinstance(process, dict):
-        return None  # the run had not started (or its identity was not written)
-    pgid, start = process.get("pgid"), process.get("start")
-    if not _is_int(pgid) or not _is_int(start):
-        return None  # no start time: it had ended already; a pid alone could be anyone's now
-    if not is_our_group(pgid, start):
-        return None  # it ended; the pid may be someone else's by now
-    signal_name = stop_process_group(pgid)
-    return None if signal_name is None else {"pgid": pgid, "signal": signal_name}
+        return None  # the run had not begun
+    pgid, start, tag = process.get("pgid"), process.get("start"), process.get("tag")
+    if _is_int(pgid) and _is_int(start):
+        groups = [pgid] if is_our_group(pgid, start) else []  # else it ended; the pid may be anyone's now
+    elif isinstance(tag, str) and tag and pgid is None:
+        groups = tagged_groups(tag)  # the daemon died between spawning opkg and writing its pid down
+    else:
+        groups = []  # no start time: it had ended by the time it was written down
+    stopped = None
+    for group in groups:
+        signal_name = stop_process_group(group)
+        if signal_name is not None:
+            stopped = {"pgid": group, "signal": signal_name}
+    return stopped
 
 
 def _install_leftovers(intent: dict, installed: dict[str, InstalledPackage]) -> tuple[list[str], list[str]]:

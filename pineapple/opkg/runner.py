@@ -39,6 +39,7 @@ _GONE_POLL = 0.01
 
 LineSink = Callable[[str], None]
 SpawnHook = Callable[[int, int], None]  # (pid, pgid) of a started opkg
+TAG_VARIABLE = "PINEAPPLE_JOBD_RUN"  # a run's tag in opkg's environment (see OpkgRunner.run)
 
 
 @dataclass
@@ -190,19 +191,22 @@ class OpkgRunner:
         return base + list(s.extra_args) + list(args)
 
     def run(self, args: list[str], on_line: LineSink, control: RunControl,
-            on_wait: Callable[[float], None] | None = None, on_spawn: SpawnHook | None = None) -> OpkgRun:
+            on_wait: Callable[[float], None] | None = None, on_spawn: SpawnHook | None = None,
+            tag: str | None = None) -> OpkgRun:
         """Run opkg once (retrying while another process holds its lock).
 
         ``on_line`` gets each stdout line as it arrives; ``on_wait`` the
         seconds waited so far before each lock retry; ``on_spawn`` the pid
         and process group of each opkg process right after it started,
-        before it is waited for (e.g. to journal it). Raises a
+        before it is waited for (e.g. to journal it). ``tag`` goes into
+        opkg's environment as ``PINEAPPLE_JOBD_RUN`` (:func:`tagged_groups`
+        finds the run by it, even if ``on_spawn`` never got to record it). Raises a
         :class:`JobError` (``timeout``, ``cancelled``, ``opkg_not_found``)."""
         started, waits = time.monotonic(), 0
         with OPKG_SERIAL:
             while True:
                 control.check()
-                run = self._run_once(args, on_line, control, on_spawn)
+                run = self._run_once(args, on_line, control, on_spawn, tag)
                 if not self._is_lock_busy(run) or not self._lock_wait(started, waits, control, on_wait):
                     run.lock_waits = waits
                     return run
@@ -222,7 +226,7 @@ class OpkgRunner:
         return True
 
     def _run_once(self, args: list[str], on_line: LineSink, control: RunControl,
-                  on_spawn: SpawnHook | None) -> OpkgRun:
+                  on_spawn: SpawnHook | None, tag: str | None = None) -> OpkgRun:
         argv = self.argv(args)
         out: list[str] = []
         err: list[str] = []
@@ -233,7 +237,7 @@ class OpkgRunner:
             on_line(line)
 
         started = time.monotonic()
-        process = self._spawn(argv, take_line, err.append).process
+        process = self._spawn(argv, take_line, err.append, tag).process
         timed_out = threading.Event()
 
         def on_timeout() -> None:
@@ -258,7 +262,7 @@ class OpkgRunner:
                            errors.TIMEOUT)
         return OpkgRun([self.settings.binary, *argv], rc, out, "".join(err), time.monotonic() - started)
 
-    def _spawn(self, argv: list[str], out: LineSink, err: LineSink):
+    def _spawn(self, argv: list[str], out: LineSink, err: LineSink, tag: str | None = None):
         import sh  # lazy: sh costs ~12 MB RSS and ~90 ms to import
 
         try:
@@ -273,11 +277,13 @@ class OpkgRunner:
         # 0.1 s and sh waits for it at the end of each run.
         with open(os.devnull, "rb") as devnull:
             return command(*argv, _in=devnull, _bg=True, _bg_exc=False, _new_session=True, _tty_out=True,
-                           _out=out, _err=err, _ok_code=range(-256, 256), _env=self._env(),
+                           _out=out, _err=err, _ok_code=range(-256, 256), _env=self._env(tag),
                            _decode_errors="replace")
 
-    def _env(self) -> dict[str, str]:
+    def _env(self, tag: str | None = None) -> dict[str, str]:
         env = {"LC_ALL": "C", "PATH": self.settings.env_path or os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")}
+        if tag:
+            env[TAG_VARIABLE] = tag
         for key, value in os.environ.items():
             # TMPDIR and every fault knob of the development stand-in pass through.
             if key == "TMPDIR" or key.startswith("OPKG_STANDIN_"):
@@ -322,6 +328,24 @@ def is_our_group(pgid: int, start_time: int) -> bool:
     if leader is not None and int(leader[19]) != start_time:
         return False
     return any(_is_live_member(pid, pgid) for pid in _pids())
+
+
+def tagged_groups(tag: str) -> list[int]:
+    """Process groups with a live process whose environment carries
+    ``PINEAPPLE_JOBD_RUN=tag``: a run that was started with that tag (and
+    its children), found even when nobody could write down its pid."""
+    wanted = f"{TAG_VARIABLE}={tag}".encode()
+    groups = set()
+    for pid in _pids():
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as environ:
+                tagged = wanted in environ.read().split(b"\0")
+        except OSError:
+            continue
+        fields = _stat_fields(pid)
+        if tagged and fields is not None and fields[0] not in ("Z", "X"):
+            groups.add(int(fields[2]))
+    return sorted(groups)
 
 
 def _pids() -> list[int]:

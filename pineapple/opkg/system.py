@@ -90,9 +90,9 @@ class OpkgSystem:
     # ------------------------------------------------------------- running
     def run(self, args: list[str], on_line: LineSink, control: RunControl,
             on_wait: Callable[[float], None] | None = None,
-            on_spawn: SpawnHook | None = None) -> tuple[OpkgRun, OpkgOutcome]:
+            on_spawn: SpawnHook | None = None, tag: str | None = None) -> tuple[OpkgRun, OpkgOutcome]:
         """Run opkg and understand what it said (arguments: ``OpkgRunner.run``)."""
-        run = self.runner.run(args, on_line, control, on_wait, on_spawn)
+        run = self.runner.run(args, on_line, control, on_wait, on_spawn, tag)
         return run, summarize(run.rc, run.stdout, run.stderr, self._feed_names())
 
     def _load_conf(self) -> tuple[OpkgConf, list[str]]:
