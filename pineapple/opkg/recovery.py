@@ -31,6 +31,7 @@ and one line in its error and log; the job stays ``interrupted``.
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 from ..errors import JobError
@@ -41,6 +42,7 @@ from .status import InstalledPackage
 from .system import OpkgSystem
 
 log = logging.getLogger("pineapple.opkg.recovery")
+RUN_LIMIT = 120.0  # seconds recovery's own opkg run may take (at most opkg.timeout)
 
 
 def recover(system: OpkgSystem, intent: dict) -> Recovery:
@@ -112,13 +114,20 @@ def _uninstall_leftovers(intent: dict, installed: dict[str, InstalledPackage]) -
 def _remove(system: OpkgSystem, names: list[str]) -> tuple[list[str], list[str]]:
     """``opkg remove --force-depends names``; (removed, still there)."""
     log.warning("recovery: removing %s", ", ".join(names))
+    control = RunControl()
+    # The daemon does not listen until recovery ends: a hanging removal may not hold it for opkg.timeout.
+    timer = threading.Timer(min(system.settings.timeout or RUN_LIMIT, RUN_LIMIT), control.stop, ("timeout",))
+    timer.daemon = True
+    timer.start()
     try:
-        run, outcome = system.run(["remove", "--force-depends", *names], _log_line, RunControl())
-    except JobError as exc:  # opkg missing, lock held for longer than lock_wait, ...
+        run, outcome = system.run(["remove", "--force-depends", *names], _log_line, control)
+    except JobError as exc:  # opkg missing, lock held for longer than lock_wait, a timeout ...
         log.error("recovery: opkg remove failed: %s", exc)
     else:
         if run.rc != 0:
             log.error("recovery: opkg remove exited %d: %s", run.rc, outcome.message)
+    finally:
+        timer.cancel()
     after = system.installed()
     return [name for name in names if name not in after], [name for name in names if name in after]
 
