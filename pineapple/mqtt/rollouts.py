@@ -11,7 +11,9 @@ outcomes) are kept in ``rollouts.json`` in its state directory, written
 retained results on the broker (subscribed first, before the records, so a
 device whose state directory was wiped does not apply a roll-out again). A
 crash between the two steps leaves the roll-out ``failed`` with
-``interrupted``, never applied twice.
+``interrupted``, never applied twice. A job the daemon never started (still
+queued or held when it stopped) ran nothing: the roll-out is ``pending``
+again (``not_started``) and is applied at the record's next delivery.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from typing import Any, Callable
 
 from ..api import actions
 from ..api.protocol import INVALID_REQUEST, ApiError, parse_json
-from ..jobs.state import TERMINAL_STATES
+from ..jobs.state import INTERRUPTED, TERMINAL_STATES
 from . import statefile
 from .topics import Topics
 
@@ -32,7 +34,8 @@ log = logging.getLogger("pineapple.mqtt")
 
 STORE_FILE = "rollouts.json"
 MAX_REMEMBERED = 1000  # roll-outs a device remembers (oldest forgotten first)
-REFUSED, CANCELLED, SUBMITTING = "refused", "cancelled", "submitting"
+REFUSED, CANCELLED, SUBMITTING, PENDING = "refused", "cancelled", "submitting", "pending"
+NOT_STARTED = "not_started"  # error code: the job never started, so the roll-out is not used up
 FINAL_STATES = frozenset(TERMINAL_STATES) | {REFUSED}
 _RANK = {SUBMITTING: 0, "held": 1, "queued": 1, "running": 2}  # a result never moves back
 Publish = Callable[[str, bytes], None]  # retained, QoS 1
@@ -70,7 +73,7 @@ class RolloutAgent:
             return
         with self._lock:
             known = self._results.get(rollout_id)
-            if known is not None and known.get("error_code") not in _TRANSIENT:
+            if known is not None and _used_up(known):
                 return  # applied (or decided) once already: exactly once
             if record.get("cancelled") is True:
                 self._decide(rollout_id, {"state": CANCELLED, "error_code": "rollout_cancelled",
@@ -90,7 +93,7 @@ class RolloutAgent:
         if not isinstance(result, dict) or not isinstance(result.get("state"), str):
             return
         with self._lock:
-            if rollout_id in self._results or result["state"] == REFUSED:
+            if rollout_id in self._results or result["state"] == REFUSED or not _used_up(result):
                 return
             log.info("MQTT: roll-out %s was applied here before (%s): not again", rollout_id, result["state"])
             self._results[rollout_id] = _clean(result)
@@ -163,11 +166,25 @@ class RolloutAgent:
         final = bool(summary.get("is_complete")) and state in TERMINAL_STATES
         if not final and _RANK.get(state, 0) < _RANK.get(result.get("state"), 0):
             return  # an event older than what is published already
-        result.update(state=state, error_code=summary.get("error_code"), error=summary.get("job_error"))
+        self._take_outcome(result, summary)
         if final:
             self._jobs.pop(result.get("job_id"), None)
         self._save()
         self._send(rollout_id)
+
+    def _take_outcome(self, result: dict, summary: dict) -> None:
+        """The job's state, code and error into ``result``; a job that ended
+        ``interrupted`` before it ever started leaves the roll-out pending. Lock held."""
+        state = summary.get("state")
+        if state == INTERRUPTED and self._never_started(result.get("job_id")):
+            result.update(state=PENDING, error_code=NOT_STARTED,
+                          error="the daemon stopped before the job started; applied when the record comes again")
+            return
+        result.update(state=state, error_code=summary.get("error_code"), error=summary.get("job_error"))
+
+    def _never_started(self, job_id: str | None) -> bool:
+        job = self.service.manager.get_job(job_id, remove_if_complete=False) if job_id else None
+        return job is not None and job.started_at is None and not job.attempts
 
     def _decide(self, rollout_id: str, result: dict) -> None:
         """Record (and publish) an outcome that needs no job. Lock held."""
@@ -214,8 +231,7 @@ class RolloutAgent:
         self._jobs[job_id] = rollout_id
         summary = job.summary()
         if summary.get("is_complete"):
-            result.update(state=summary["state"], error_code=summary.get("error_code"),
-                          error=summary.get("job_error"))
+            self._take_outcome(result, summary)
             self._jobs.pop(job_id, None)
         else:
             result["state"] = summary.get("state")
@@ -240,9 +256,14 @@ class RolloutAgent:
             return {k: dict(v) for k, v in self._results.items()}
 
 
-# Refusals that leave the id free: nothing ran, and the next delivery of the
-# record (the next connect) may find room. Every other outcome uses it up.
-_TRANSIENT = frozenset(("queue_full", "shutting_down"))
+# Outcomes that leave the id free: nothing ran (refused for want of room, or
+# the job never started), and the next delivery of the record (the next
+# connect) may apply it. Every other outcome uses it up.
+_TRANSIENT = frozenset(("queue_full", "shutting_down", NOT_STARTED))
+
+
+def _used_up(result: dict) -> bool:
+    return result.get("error_code") not in _TRANSIENT
 
 
 def _clean(result: dict) -> dict:

@@ -109,3 +109,41 @@ def test_cancel_a_pending_roll_out(broker, fleet_device):
 def test_status_of_an_unknown_roll_out(broker):
     shown = fleet_cli(broker, "--json", "status", "no-such-rollout")
     assert shown.returncode == 1 and json.loads(shown.stdout)["devices"] == {}
+
+
+def rollout_job_state(device, package: str) -> str | None:
+    jobs = device.daemon.client().list(package=package)["jobs"]
+    return jobs[0]["state"] if jobs else None
+
+
+def test_devices_stopped_in_the_middle_of_a_roll_out_finish_it_exactly_once(broker, fleet_device):
+    """Stopped while the roll-out's job runs (it finishes within the shutdown
+    grace) and while it still waits behind another job (it never started:
+    nothing ran, so the device applies the roll-out when it is back)."""
+    devices = [fleet_device(f"pine{i}") for i in range(3)]
+    running = fleet_device("pine3", env={"OPKG_STANDIN_DOWNLOAD_DELAY": "2"})
+    # pine4 runs one job at a time, and that one hangs until the shutdown cancels it.
+    busy = fleet_device("pine4", "daemon.workers=1", "daemon.shutdown_grace=1",
+                        env={"OPKG_STANDIN_HANG": "download:tool-b"})
+    blocker = busy.daemon.client().install(["tool-b"])["job_id"]
+    wait_until(lambda: busy.daemon.client().poll(blocker)["state"] == "running", what="pine4 busy")
+    done = fleet_cli(broker, "install", "tool-a", "--wait-timeout", "0")
+    rollout = rollout_id_of(done.stdout)
+    wait_until(lambda: rollout_job_state(busy, "tool-a") == "queued", what="pine4 has it queued")
+    assert busy.daemon.stop() == 0
+    wait_until(lambda: rollout_job_state(running, "tool-a") == "running", what="pine3 applying it")
+    assert running.daemon.stop() == 0  # the running job gets the shutdown grace to finish
+    assert busy.installs("tool-a") == 0 and running.installs("tool-a") == 1
+    for device in (running, busy):
+        device.daemon.start()
+    later = fleet_cli(broker, "--json", "status", rollout, "--wait-timeout", "60")
+    assert later.returncode == 0, later.stdout + later.stderr
+    status = json.loads(later.stdout)
+    assert {name: run["outcome"] for name, run in status["devices"].items()} == \
+        {f"pine{i}": "succeeded" for i in range(5)}
+    shown = fleet_cli(broker, "status", rollout)
+    assert shown.returncode == 0 and f"roll-out {rollout}: 5 succeeded" in shown.stdout
+    for device in [*devices, running, busy]:
+        assert device.installed("tool-a") == "1.0-1"
+        assert device.installs("tool-a") == 1, f"{device.name} installed it {device.installs('tool-a')} times"
+    assert busy.daemon.client().poll(blocker)["state"] == "cancelled"
