@@ -42,7 +42,10 @@ def test_states_in_order_and_retained_state_matches_poll(broker, recorder, start
     assert states == ["queued", "running", "succeeded"]
     progress = recorder.json_on(f"{PREFIX}/jobs/{job_id}/progress")
     assert progress and progress[-1]["fraction"] == 1.0
-    assert any(b"Configuring myapp." == p for t, p, _ in recorder.messages if t == f"{PREFIX}/jobs/{job_id}/log")
+    fractions = [p["fraction"] for p in progress if p["fraction"] is not None]
+    assert fractions == sorted(fractions), f"progress went back: {fractions}"  # never, busy machine or not
+    logged = [p for t, p, _ in recorder.messages if t == f"{PREFIX}/jobs/{job_id}/log"]
+    assert b"Configuring myapp." in logged, (logged, client.get(job_id)["log"], client.stats()["mqtt"])
     late = Recorder(broker.port, [f"{PREFIX}/jobs/{job_id}/state"], client_id="late")
     try:
         retained = late.wait_for(lambda msgs: msgs)
@@ -210,6 +213,37 @@ def test_every_reconnect_republishes_the_states_of_all_known_jobs(broker, start_
             assert json.loads(retained[0][1]) == client.poll(job_id)
         finally:
             late.close()
+
+
+def test_what_waited_for_the_broker_goes_out_in_the_order_it_happened(broker, start_daemon):
+    """A whole job run while the broker was away: on reconnect its progress
+    and log lines come first and the final state last, never the state first."""
+    import signal
+
+    daemon = start_daemon(mqtt_args(broker))
+    client = daemon.client()
+    wait_until(lambda: client.stats()["mqtt"]["connected"], what="daemon connected")
+    broker.kill()
+    wait_until(lambda: not client.stats()["mqtt"]["connected"], what="daemon noticed")
+    job_id = client.install(["myapp"])["job_id"]
+    assert client.wait(job_id, timeout=30)["state"] == "succeeded"
+    daemon.send_signal(signal.SIGSTOP)  # a subscriber is in place before the daemon can reconnect
+    try:
+        broker.start()
+        after = Recorder(broker.port, [f"{PREFIX}/jobs/{job_id}/#"], client_id="after")
+    finally:
+        daemon.send_signal(signal.SIGCONT)
+    try:
+        after.wait_for(lambda msgs: any(t.endswith("/state") for t, _, _ in msgs), timeout=60)
+        kinds = [t.rsplit("/", 1)[1] for t, _, _ in after.messages]
+        assert kinds.count("progress") >= 2 and "log" in kinds, kinds
+        assert kinds[-1] == "state" and kinds.count("state") == 1, kinds
+        fractions = [p["fraction"] for p in after.json_on(f"{PREFIX}/jobs/{job_id}/progress")
+                     if p["fraction"] is not None]
+        assert fractions == sorted(fractions) and fractions[-1] == 1.0, fractions
+        assert states_of(after, job_id) == [client.poll(job_id)]
+    finally:
+        after.close()
 
 
 def test_a_notification_hook_publishes_the_final_state(broker, recorder, start_daemon):
