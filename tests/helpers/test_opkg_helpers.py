@@ -11,6 +11,7 @@ from pineapple.helpers.opkg_bridge import OpkgOperation
 from pineapple.helpers.opkg_helpers import OpkgJob
 from pineapple.jobs import JobManager
 from tests.conftest import POSTINST_FAIL
+from tests.modules.helpers import wait_for
 
 WAIT = 60.0
 
@@ -128,3 +129,34 @@ def test_an_opkg_job_completes_beside_two_endless_captures(opkg_mode):
     assert job.was_successful and "myapp" in opkg_mode.sandbox.installed()
     assert all(manager.jobs[c.id].running for c in captures)
     manager.shutdown(wait=False)
+
+
+@pytest.mark.parametrize("via", ["daemon", "local"])
+def test_stop_job_cancels_only_that_install(via, sandbox, start_daemon, monkeypatch):
+    """OPKG_STANDIN_HANG keeps opkg running until it is stopped: stop_job
+    ends the OpkgJob cancelled, nothing half-installed, nothing else killed."""
+    for name, value in sandbox.env(hang=1).items():
+        if name in ("PATH", "TMPDIR", "OPKG_STANDIN_HANG"):
+            monkeypatch.setenv(name, value)
+    if via == "daemon":
+        daemon = start_daemon(env={"OPKG_STANDIN_HANG": "1"})
+        monkeypatch.setenv("PINEAPPLE_JOBD_SOCKET", str(daemon.socket))
+    else:
+        monkeypatch.setenv("PINEAPPLE_JOBD_SOCKET", str(sandbox.base / "nobody.sock"))
+        monkeypatch.setenv("PINEAPPLE_JOBD_OPKG_BINARY", str(sandbox.opkg_path))
+        monkeypatch.setenv("PINEAPPLE_JOBD_OPKG_OFFLINE_ROOT", str(sandbox.root))
+        monkeypatch.setenv("PINEAPPLE_JOBD_OPKG_CONF", str(sandbox.conf))
+    manager = JobManager("opkg-stop")
+    job = OpkgJob("myapp", True)
+    job_id = manager.execute_job(job)
+    wait_for(lambda: any("$ opkg" in line or "handed to pineapple-jobd" in line for line in job.log),
+               what="opkg to start")
+    if via == "daemon":
+        wait_for(lambda: daemon.client().list(state="running")["jobs"], what="the daemon's job to run")
+    assert manager.stop_job(job_id=job_id) is True
+    done = manager.wait(job_id, WAIT)
+    assert done.is_complete and not done.was_successful
+    assert (done.state, done.error_code, done.error) == (
+        "cancelled", errors.CANCELLED, "Unable to install myapp: cancelled while running opkg")
+    assert "myapp" not in sandbox.installed()
+    manager.shutdown()
