@@ -18,7 +18,7 @@ import time
 
 from . import archive, faults, fetch, remove, scripts
 from .control import compare_versions
-from .pkgdb import Pkg, conffile_modified, file_checksum
+from .pkgdb import ULONG_MAX, Pkg, conffile_modified, file_checksum
 from .runtime import Run, make_temp_dir
 
 BACKUP_SUFFIX = "-opkg.backup"
@@ -199,7 +199,7 @@ def _space_ok(run: Run, pkg: Pkg) -> bool:
     else:
         root_dir = pkg.dest.root_dir
     available = _available_kb(run, root_dir)
-    needed = (size + 1023) // 1024
+    needed = ((size + 1023) & ULONG_MAX) // 1024  # unsigned long arithmetic, as in C
     if needed >= available:
         run.msgs.error("verify_pkg_installable", f"Only have {available}kb available on filesystem "
                                                  f"{root_dir}, pkg {pkg.name} needs {needed}\n")

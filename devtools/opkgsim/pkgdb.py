@@ -65,7 +65,12 @@ class Pkg:
 
     @property
     def installed_size(self) -> int:
-        return _int(self.fields.get("Installed-Size"))
+        """Installed-Size as opkg-lede holds it: strtoul() kept in a C int
+        (32 bits) and read back as an unsigned long (64 bits, sign-extended).
+        A multiple of 4 GiB becomes 0 (no space check at all); a low word
+        with its top bit set becomes nearly 2**64."""
+        value = min(_int(self.fields.get("Installed-Size")), ULONG_MAX) & 0xFFFFFFFF
+        return value + (ULONG_MAX + 1 - 2**32) if value & 0x80000000 else value
 
     @property
     def size(self) -> int:
@@ -82,6 +87,9 @@ class Pkg:
 
     def status_text(self) -> str:
         return f"{self.state_want} {self.flag_text()} {self.state_status}"
+
+
+ULONG_MAX = 2**64 - 1
 
 
 def _int(text: str | None) -> int:

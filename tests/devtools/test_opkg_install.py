@@ -132,12 +132,19 @@ def test_not_enough_space(sandbox: Sandbox, opkg: Runner) -> None:
     assert result.returncode == 255
 
 
-def test_too_big_for_the_real_disk(sandbox: Sandbox, opkg: Runner) -> None:
+def test_installed_size_is_held_in_32_bits_as_opkg_lede_does(sandbox: Sandbox, opkg: Runner) -> None:
+    # Measured on opkg-lede 38eccbb: a multiple of 4 GiB wraps to 0, which
+    # skips the check (a 4 TiB package installs) ...
     result = opkg("install", "bigpkg")
-    assert result.stdout == "Installing bigpkg (1.0-1) to root...\n"
+    assert result.returncode == 0 and result.stderr == ""
+    # ... and a low word with its top bit set prints a sign-extended need.
+    sandbox.add_package(PackageSpec("hugepkg", installed_size=3 * 2**30))
+    opkg("update")
+    result = opkg("install", "hugepkg")
+    assert result.stdout == "Installing hugepkg (1.0-1) to root...\n"
     assert re.fullmatch(
         re.escape(" * verify_pkg_installable: Only have ") + r"\d+"
-        + re.escape(f"kb available on filesystem {sandbox.root}/, pkg bigpkg needs 4294967296\n"),
+        + re.escape(f"kb available on filesystem {sandbox.root}/, pkg hugepkg needs 18014398508433408\n"),
         result.stderr.splitlines(keepends=True)[1])
     assert result.returncode == 255
 
