@@ -13,6 +13,7 @@ from .. import __version__, errors
 from ..errors import JobError
 from ..jobs import Job, JobManager
 from ..jobs.state import ALL_STATES
+from .hooks import validate_hooks
 from .protocol import INVALID_FIELD, UNKNOWN_ACTION, ApiError, field
 
 if TYPE_CHECKING:  # the registry (and the dataclasses it uses) is loaded with the first job type
@@ -222,8 +223,6 @@ def _check_wait(request: dict) -> None:
 def _attach_hooks(service: Service, job: Job, request: dict) -> None:
     if request.get("on_success") is None and request.get("on_failure") is None:
         return
-    from ..daemon.hooks import validate_hooks
-
     service.hooks.attach(job, validate_hooks(request))
 
 

@@ -38,15 +38,16 @@ class DaemonUnavailable(ApiError):
 
 
 def default_socket_path() -> str:
-    """``$PINEAPPLE_JOBD_SOCKET``, else daemon.socket from the UCI config, else the default."""
+    """``$PINEAPPLE_JOBD_SOCKET``, else daemon.socket from the daemon's UCI
+    config file, else the default."""
     path = os.environ.get("PINEAPPLE_JOBD_SOCKET")
     if path:
         return path
-    try:
-        from ..daemon.config import load_config
+    from ..uci import JOBD_CONFIG_PATH, UciError, last_option, load_uci
 
-        return load_config(env={}).daemon.socket
-    except Exception:  # an unreadable config must not stop a client from trying the default
+    try:
+        return last_option(load_uci(JOBD_CONFIG_PATH), "daemon", "socket") or DEFAULT_SOCKET
+    except (OSError, UciError):  # no or unreadable config: a client still tries the default
         return DEFAULT_SOCKET
 
 

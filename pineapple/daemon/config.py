@@ -22,9 +22,9 @@ import os
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from .uci import Section, UciError, load_uci
+from ..uci import JOBD_CONFIG_PATH, Section, UciError, load_uci
 
-DEFAULT_CONFIG_PATH = "/etc/config/pineapple-jobd"
+DEFAULT_CONFIG_PATH = JOBD_CONFIG_PATH
 ENV_PREFIX = "PINEAPPLE_JOBD_"
 
 

@@ -1,7 +1,7 @@
 """Hook specs are checked before a job is registered."""
 import pytest
 
-from pineapple.daemon.hooks import validate_hooks
+from pineapple.api.hooks import validate_hooks
 from pineapple.errors import JobError
 
 

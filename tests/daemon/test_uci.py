@@ -1,4 +1,4 @@
-"""The UCI reader (pineapple/daemon/uci.py) reads what libuci reads.
+"""The UCI reader (pineapple/uci.py) reads what libuci reads.
 
 The expected results below were measured with the real ``uci`` program
 (openwrt/uci built from source); with ``PINEAPPLE_UCI_BINARY`` set to such a
@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from pineapple.daemon.uci import Section, UciError, load_uci, parse_uci
+from pineapple.uci import Section, UciError, load_uci, parse_uci
 
 UCI_BINARY = os.environ.get("PINEAPPLE_UCI_BINARY", "")
 

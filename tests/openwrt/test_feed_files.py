@@ -20,7 +20,7 @@ import pineapple
 from devtools import ipk
 from devtools.sandbox import Sandbox
 from pineapple.daemon.config import SECTIONS, load_config
-from pineapple.daemon.uci import load_uci
+from pineapple.uci import load_uci
 from tests.openwrt.helpers import (
     DL_DIR,
     OPENWRT,

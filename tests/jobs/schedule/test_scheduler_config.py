@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from pineapple.daemon.uci import parse_uci
+from pineapple.uci import parse_uci
 from pineapple.jobs.schedule.scheduler import ScheduleConfigError, ScheduleDefinition, schedules_from_config
 
 EXAMPLE = """

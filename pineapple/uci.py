@@ -42,6 +42,10 @@ _KEYWORDS = {"package": "package", "p": "package", "config": "config", "c": "con
              "option": "option", "o": "option", "list": "list", "l": "list"}
 
 
+# The daemon's own config file; clients read its socket option from it too.
+JOBD_CONFIG_PATH = "/etc/config/pineapple-jobd"
+
+
 class UciError(ValueError):
     """A syntax error, with the file and line number in the message."""
 
@@ -300,3 +304,15 @@ class _Parser:
             self._fetch(self.pos)
             return False
         return True
+
+
+def last_option(sections: list[Section], section_type: str, option: str) -> str | None:
+    """The value of ``option`` in the last section of ``section_type`` that
+    sets it as a string (UCI's later-wins rule), or None."""
+    value = None
+    for section in sections:
+        found = section.options.get(option) if section.type == section_type else None
+        if isinstance(found, str):
+            value = found
+    return value
+
