@@ -1,4 +1,4 @@
-"""Imports point down the layers (docs/architecture in README.md): nothing
+"""Imports point down the layers (README.md, Layout): nothing
 below imports from above, not even lazily inside a function.
 
     base (errors, values, uci, logger) <- jobs <- opkg <- api <- mqtt
