@@ -155,3 +155,123 @@ def test_reloaded_page_finds_the_running_install(page):
             "data-installed") == "true"
     finally:
         screenshot(driver, "packetsnoop-reload-rebind.png")
+
+
+# ------------------------------------------------------------------ the jobs page
+JOBS_PAGE = "/modules/jobs/"
+
+
+@pytest.fixture
+def jobs_page(driver, gateway, start_daemon, start_module):
+    """Daemon (slow downloads) + jobs backend + gateway + page; yields (driver, client of the daemon)."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from pineapple.api.client import JobClient
+
+    daemon = start_daemon(env={"OPKG_STANDIN_DOWNLOAD_DELAY": DOWNLOAD_DELAY})
+    start_module("jobs", {"PINEAPPLE_JOBD_SOCKET": str(daemon.socket)})
+    driver.get(gateway.url + JOBS_PAGE)
+    WebDriverWait(driver, WAIT).until(lambda d: state(d) == "live", "the jobs page never went live")
+    with JobClient(str(daemon.socket)) as client:
+        yield driver, client
+
+
+def job_row(driver, job_id: str):
+    from selenium.common.exceptions import NoSuchElementException
+    from selenium.webdriver.common.by import By
+
+    try:
+        return driver.find_element(By.CSS_SELECTOR, f'tr[data-job-id="{job_id}"]')
+    except NoSuchElementException:
+        return None
+
+
+def row_state(driver, job_id: str) -> str | None:
+    row = job_row(driver, job_id)
+    return row.get_attribute("data-state") if row is not None else None
+
+
+def row_progress(driver, job_id: str) -> float | None:
+    return driver.execute_script(
+        "const bar = document.querySelector(`tr[data-job-id='${arguments[0]}'] progress`);"
+        "return bar && bar.hasAttribute('value') ? bar.value : null;", job_id)
+
+
+def wait_row(driver, job_id: str, states: tuple[str, ...], timeout: float = 45, seen: list | None = None) -> str:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def reached(d):
+        if seen is not None:
+            seen.append(row_progress(d, job_id))
+        return row_state(d, job_id) in states
+
+    WebDriverWait(driver, timeout, poll_frequency=0.1).until(reached, f"job {job_id} never reached {states} "
+                                                                      f"(now {row_state(driver, job_id)})")
+    return row_state(driver, job_id)
+
+
+def test_jobs_page_shows_jobs_live(jobs_page):
+    from selenium.webdriver.common.by import By
+
+    driver, client = jobs_page
+    try:
+        job_id = client.install(["myapp"])["job_id"]
+        seen: list = []
+        wait_row(driver, job_id, ("running",), WAIT)
+        assert wait_row(driver, job_id, ("succeeded", "failed"), seen=seen) == "succeeded"
+        assert any(value is not None and 0 < value < 100 for value in seen), seen  # the bar moved live
+        row = job_row(driver, job_id)
+        assert row.find_element(By.CSS_SELECTOR, "td.job").text.startswith("install")
+        assert row.find_element(By.CSS_SELECTOR, "td.packages").text == "myapp"
+        assert row_progress(driver, job_id) == 100
+        log = row.find_element(By.CSS_SELECTOR, "pre.log").text
+        assert "myapp" in log, log  # opkg's own lines
+        assert not row.find_element(By.CSS_SELECTOR, "button.cancel").is_enabled()
+        assert row.find_element(By.CSS_SELECTOR, "button.restart").is_enabled()
+
+        failed = client.install(["failpkg"])["job_id"]
+        assert wait_row(driver, failed, ("succeeded", "failed")) == "failed"
+        error = job_row(driver, failed).find_element(By.CSS_SELECTOR, ".job-error").text
+        assert 'package "failpkg" postinst script returned status 3' in error, error
+        assert "2 job(s)" in driver.find_element(By.ID, "summary").text
+    finally:
+        screenshot(driver, "jobs-live.png")
+
+
+def test_jobs_page_cancel_and_restart(jobs_page):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver, client = jobs_page
+    try:
+        job_id = client.install(["otherapp"])["job_id"]
+        WebDriverWait(driver, WAIT, poll_frequency=0.1).until(
+            lambda d: (row_progress(d, job_id) or 0) > 0, "the install never made progress on the page")
+        job_row(driver, job_id).find_element(By.CSS_SELECTOR, "button.cancel").click()
+        assert wait_row(driver, job_id, ("cancelled", "succeeded", "failed")) == "cancelled"
+        assert client.get(job_id)["state"] == "cancelled"
+        screenshot(driver, "jobs-cancelled.png")
+
+        job_row(driver, job_id).find_element(By.CSS_SELECTOR, "button.restart").click()
+        WebDriverWait(driver, WAIT).until(lambda d: client.get(job_id).get("child_id"), "no restart happened")
+        child = client.get(job_id)["child_id"]
+        assert wait_row(driver, child, ("succeeded", "failed")) == "succeeded"
+        assert f"restart of {job_id[:8]}" in job_row(driver, child).find_element(By.CSS_SELECTOR, "td.job").text
+        assert client.get(child)["parent_id"] == job_id
+        rows = [r.get_attribute("data-job-id") for r in driver.find_elements(By.CSS_SELECTOR, "#rows tr")]
+        assert rows[:2] == [child, job_id]  # newest first
+    finally:
+        screenshot(driver, "jobs-restarted.png")
+
+
+def test_jobs_page_says_when_the_daemon_is_down(driver, gateway, start_module, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    start_module("jobs", {"PINEAPPLE_JOBD_SOCKET": str(tmp_path / "no-daemon.sock")})
+    driver.get(gateway.url + JOBS_PAGE)
+    try:
+        WebDriverWait(driver, WAIT).until(lambda d: state(d) == "error", "the page never reported the error")
+        assert "pineapple-jobd is not reachable" in driver.find_element(By.ID, "error").text
+    finally:
+        screenshot(driver, "jobs-daemon-down.png")

@@ -84,6 +84,33 @@ def test_netinfo_as_a_process(start_module, daemon):
     assert not process.socket.exists()
 
 
+def test_jobs_backend(sock_dir, serve, daemon, tmp_path):
+    from pineapple.api.client import JobClient
+
+    jobs = load_example("jobs")
+    module = serve(jobs.build_module(jobd_socket=str(daemon.socket), socket_dir=str(sock_dir)))
+    path = module.socket_path
+    assert ask(path, "list_jobs") == {"payload": {"jobs": [], "total": 0, "limit": 50}}
+    with JobClient(str(daemon.socket)) as client:
+        job_id = client.install(["tool-a"])["job_id"]
+        client.wait(job_id, timeout=30)
+    listed = ask(path, "list_jobs", limit=5)["payload"]["jobs"]
+    assert [j["job_id"] for j in listed] == [job_id]
+    job = listed[0]
+    assert (job["type"], job["packages"], job["state"], job["job_error"]) == ("install", ["tool-a"], "succeeded", None)
+    assert job["can_restart"] and not job["can_cancel"] and job["progress"]["fraction"] == 1.0
+    assert job["log"] and len(job["log"]) <= jobs.LOG_LINES and job["log_total"] >= len(job["log"])
+    assert "limit" in ask(path, "list_jobs", limit=0)["error"]
+    assert "job_id" in ask(path, "cancel_job")["error"]
+    assert "(unknown_job)" in ask(path, "cancel_job", job_id="nosuchjob")["error"]
+    assert "(job_active)" not in str(ask(path, "cancel_job", job_id=job_id))  # finished: not cancelled, no error
+    restarted = ask(path, "restart_job", job_id=job_id)["payload"]
+    assert restarted["parent_id"] == job_id and restarted["job_id"] != job_id
+
+    down = serve(jobs.build_module(jobd_socket=str(tmp_path / "none.sock"), socket_dir=str(sock_dir / "down")))
+    assert ask(down.socket_path, "list_jobs")["error"].startswith("pineapple-jobd is not reachable")
+
+
 def test_netinfo_parsers(netinfo, tmp_path):
     route = tmp_path / "route"
     route.write_text("Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n"
@@ -107,7 +134,7 @@ def test_netinfo_parsers(netinfo, tmp_path):
 def test_example_metadata_is_valid_json():
     from tests.modules.helpers import EXAMPLES
 
-    for name in ("packetsnoop", "netinfo"):
+    for name in ("packetsnoop", "netinfo", "jobs"):
         meta = json.loads((EXAMPLES / name / "module.json").read_text())
         assert meta["name"] == name
 
