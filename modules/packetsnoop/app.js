@@ -45,7 +45,7 @@ function showError(text) {
 async function refreshDependencies() {
   const list = $("dependencies");
   try {
-    const status = await call("check_dependencies");
+    const status = await call("dependency_status");
     list.replaceChildren(...status.dependencies.map(dependencyItem));
     if (status.dependencies.length === 0) list.replaceChildren(item("no dependencies", "muted"));
     list.dataset.allInstalled = String(status.all_installed);

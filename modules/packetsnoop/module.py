@@ -105,7 +105,7 @@ def build_module(dependencies: Iterable[str] | None = None, tcpdump: str | None 
     if dependencies is None:
         dependencies = DependencySet.from_env("PACKETSNOOP_DEPENDENCIES", DEFAULT_DEPENDENCIES)
     module = Module(NAME, logging.INFO, dependencies=dependencies, **options)
-    # check_dependencies, manage_dependencies, poll_job, rebind_last_job
+    # check_dependencies, dependency_status, manage_dependencies, poll_job, check_background_job, rebind_last_job
     module.enable_dependency_actions()
     capture = Capture(tcpdump or os.environ.get("PACKETSNOOP_TCPDUMP") or "tcpdump", capture_dir, module.logger)
 

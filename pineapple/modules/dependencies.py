@@ -3,11 +3,15 @@
     module = Module("packetsnoop", dependencies=["tcpdump"])
     module.enable_dependency_actions()
 
-registers five actions a front end calls through the device's API:
+registers six actions a front end calls through the device's API:
 
 ``check_dependencies``
-    ``{"dependencies": [{"name", "installed", "version"}], "installed": {name: version|null},
-    "missing": [...], "all_installed": bool}``
+    a bare boolean: true when every declared package is installed. That is
+    what Hak5's pages read (``hasDependencies = response``): a dict would
+    read as "installed" in JavaScript.
+``dependency_status``
+    the details: ``{"dependencies": [{"name", "installed", "version"}],
+    "installed": {name: version|null}, "missing": [...], "all_installed": bool}``
 ``manage_dependencies`` ``{"install": true|false}``
     submits an install (or uninstall) of the declared packages to
     pineapple-jobd and answers ``{"job_id", "duplicate", "state"}``. Only the
@@ -200,6 +204,7 @@ class DependencyManager:
         """The action handlers :meth:`Module.enable_dependency_actions` registers."""
         return {
             "check_dependencies": self.handle_check,
+            "dependency_status": self.handle_status,
             "manage_dependencies": self.handle_manage,
             "poll_job": self.handle_poll,
             "check_background_job": self.handle_poll,  # what Hak5's uninstall dialogs poll
@@ -207,6 +212,9 @@ class DependencyManager:
         }
 
     def handle_check(self, request: Request) -> tuple[Any, bool]:
+        return self._answer(self.all_installed)
+
+    def handle_status(self, request: Request) -> tuple[Any, bool]:
         return self._answer(self.check)
 
     def handle_manage(self, request: Request) -> tuple[Any, bool]:

@@ -186,7 +186,8 @@ class Module:
         return self._dependency_manager
 
     def enable_dependency_actions(self) -> DependencyManager:
-        """Register ``check_dependencies``, ``manage_dependencies``,
+        """Register ``check_dependencies`` (a bare boolean, as Hak5's pages
+        read it), ``dependency_status``, ``manage_dependencies``,
         ``poll_job`` and ``rebind_last_job`` (an action the module already
         handles keeps its own handler). Returns the :class:`DependencyManager`."""
         manager = self.dependency_manager

@@ -54,9 +54,10 @@ def test_install_through_the_daemon(sock_dir, serve, start_daemon, sandbox):
     daemon = start_daemon(env=SLOW)
     module = serve(dependency_module(sock_dir, daemon, ["myapp", "tool-a"]))
     path = module.socket_path
-    before = ask(path, "check_dependencies")["payload"]
+    before = ask(path, "dependency_status")["payload"]
     assert before["all_installed"] is False and before["missing"] == ["myapp", "tool-a"]
     assert before["dependencies"][0] == {"name": "myapp", "installed": False, "version": None}
+    assert ask(path, "check_dependencies") == {"payload": False}  # a bare boolean, as Hak5's pages read it
 
     submitted = ask(path, "manage_dependencies", install=True)["payload"]
     job_id = submitted["job_id"]
@@ -72,13 +73,15 @@ def test_install_through_the_daemon(sock_dir, serve, start_daemon, sandbox):
     final = wait_for(complete, timeout=30, interval=0.2, what="install")
     assert final["job_error"] is None and final["state"] == "succeeded"
     assert any(f is not None and 0 < f < 1 for f in seen), seen  # progress moved while it ran
-    after = ask(path, "check_dependencies")["payload"]
+    after = ask(path, "dependency_status")["payload"]
     assert after["all_installed"] is True and after["installed"]["myapp"] == "1.2.3-1"
+    assert ask(path, "check_dependencies") == {"payload": True}
+    assert ask(path, "check_background_job", job_id=job_id)["payload"]["is_complete"] is True
     assert sandbox.installed()["myapp"] == "1.2.3-1"
 
     removed = ask(path, "manage_dependencies", install=False)["payload"]
     assert poll_until_complete(path, removed["job_id"])["state"] == "succeeded"
-    assert ask(path, "check_dependencies")["payload"]["missing"] == ["myapp", "tool-a"]
+    assert ask(path, "dependency_status")["payload"]["missing"] == ["myapp", "tool-a"]
 
 
 def test_failing_install_shows_opkgs_error_text(sock_dir, serve, daemon):
@@ -87,7 +90,7 @@ def test_failing_install_shows_opkgs_error_text(sock_dir, serve, daemon):
     final = poll_until_complete(module.socket_path, job_id)
     assert final["state"] == "failed" and final["error_code"] == "script_failed"
     assert 'package "failpkg" postinst script returned status 3' in final["job_error"]
-    assert ask(module.socket_path, "check_dependencies")["payload"]["missing"] == ["failpkg"]
+    assert ask(module.socket_path, "dependency_status")["payload"]["missing"] == ["failpkg"]
 
 
 def test_unknown_job_is_complete_with_an_error(sock_dir, serve, daemon):
@@ -151,7 +154,7 @@ def test_daemon_errors_become_clear_error_answers(sock_dir, serve, daemon):
 
     empty = Module("empty", socket_dir=str(sock_dir), jobd_socket=str(daemon.socket))
     empty.enable_dependency_actions()
-    assert empty.call("check_dependencies")["payload"]["all_installed"] is True
+    assert empty.call("dependency_status")["payload"]["all_installed"] is True and empty.call("check_dependencies") == {"payload": True}
     assert "declares no dependencies" in empty.call("manage_dependencies")["error"]
 
 

@@ -79,7 +79,8 @@ def test_netinfo_as_a_process(start_module, daemon):
     assert isinstance(routes, list)
     assert all({"interface", "destination", "gateway", "netmask"} <= set(r) for r in routes)
     assert "no-such-iw is not installed" in ask(process.socket, "wireless")["error"]
-    assert ask(process.socket, "check_dependencies")["payload"]["missing"] == ["tool-a"]
+    assert ask(process.socket, "dependency_status")["payload"]["missing"] == ["tool-a"]
+    assert ask(process.socket, "check_dependencies") == {"payload": False}  # bare boolean, as Hak5 pages read it
     assert process.stop() == 0
     assert not process.socket.exists()
 
