@@ -9,6 +9,14 @@ copies of hak5/pineapple-modules and/or hak5/mk7-modules:
     PINEAPPLE_TEST_MK7_MODULES=/tmp/hak5   # holding pineapple-modules/ and/or mk7-modules/
     (each as `git archive` of the repository: NAME/projects/NAME/src/module.py)
 
+Control run: with PINEAPPLE_TEST_MK7_LIBRARY=DIR (Hak5's own library, e.g.
+the repository's Libraries/Python3) each backend also runs on *their*
+library, which hard-codes /tmp/modules (bind-mounted onto the test's socket
+directory in the backend's namespace). It must pass the same protocol checks
+through the same client, which shows the client speaks the MK7 protocol as
+Hak5's modules expect; the checks of what our library fixes are left out
+there.
+
 Each backend runs as a process in a private mount namespace whose /root is
 an empty tmpfs (the backends make /root/.NAME history directories), with
 a PATH where every tool they call (opkg, iw, tcpdump, ...) is a stub that
@@ -34,6 +42,9 @@ import pytest
 from tests.modules.helpers import REPO, WAIT, ask, exchange, in_parallel, wait_for
 
 ROOT_ENV = "PINEAPPLE_TEST_MK7_MODULES"
+LIBRARY_ENV = "PINEAPPLE_TEST_MK7_LIBRARY"
+HAK5 = "hak5-library"  # the control mode
+HAK5_SOCKET_DIR = "/tmp/modules"
 REPOS = ("pineapple-modules", "mk7-modules")
 STUBBED_TOOLS = ("opkg", "iw", "iwconfig", "ifconfig", "ip", "tcpdump", "nmap", "mdk4", "hcxdumptool", "mtr",
                  "ipset", "iptables", "uci", "pgrep", "pkill", "killall", "ps", "grep", "wpa_supplicant",
@@ -88,8 +99,10 @@ ACTIONS["tcpdump"].append(("list_capture_history", {}, answered))
 ACTIONS["hcxdumptool"].append(("list_capture_history", {}, answered))
 
 
-def _backends(modes: tuple[str, ...] = ("jobd", "in-process"), only: str = "") -> list[Any]:
+def _backends(modes: tuple[str, ...] = ("jobd", "in-process", HAK5), only: str = "") -> list[Any]:
     root = os.environ.get(ROOT_ENV)
+    if not os.environ.get(LIBRARY_ENV):
+        modes = tuple(m for m in modes if m != HAK5)
     if not root:
         return [pytest.param((None, None), marks=pytest.mark.skip(
             reason=f"set {ROOT_ENV} to a directory holding extracted hak5/pineapple-modules and/or "
@@ -106,7 +119,8 @@ class Backend:
     """One real backend as a process, isolated as described above."""
 
     def __init__(self, script: pathlib.Path, scratch: pathlib.Path, sock_dir: pathlib.Path,
-                 env: dict[str, str]) -> None:
+                 env: dict[str, str], library: str | None = None) -> None:
+        self.library = library  # Hak5's library instead of ours (the control run)
         self.name = script.parts[-3]
         self.sock_dir = sock_dir
         self.socket = sock_dir / f"{self.name}.sock"
@@ -120,7 +134,7 @@ class Backend:
             (stubs / tool).chmod(0o755)
         (stubs / "python3").symlink_to(sys.executable)
         self.output = scratch / "output.txt"
-        self.env = {"PATH": str(stubs), "PYTHONPATH": str(REPO), "HOME": "/root", "LANG": "C.UTF-8",
+        self.env = {"PATH": str(stubs), "PYTHONPATH": library or str(REPO), "HOME": "/root", "LANG": "C.UTF-8",
                     "PINEAPPLE_MODULE_SOCKET_DIR": str(sock_dir),
                     "http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9",
                     "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9", **env}
@@ -140,6 +154,8 @@ class Backend:
                       f"{tools['mkdir']} {keep}", f"{mount} --bind {parked} {keep}"]
         else:
             steps.append(f"{mount} -t tmpfs tmpfs /root")
+        if self.library:  # their library serves /tmp/modules/NAME.sock, always
+            steps.append(f"{mount} --bind {self.sock_dir} {HAK5_SOCKET_DIR}")
         command = [tools["unshare"], "-m", "--propagation", "private", tools["sh"], "-c",
                    " && ".join(steps) + ' && exec "$0" "$1"', sys.executable, script]
         with open(self.output, "wb") as out:
@@ -176,13 +192,17 @@ def backend(request, tmp_path: pathlib.Path, sock_dir: pathlib.Path, sandbox):
     script, mode = request.param
     if os.geteuid() != 0 or not all(shutil.which(tool) for tool in ("unshare", "mount")):
         pytest.skip("needs root, unshare(1) and mount(8) to give each backend a private /root")
-    if mode == "jobd":
+    library = os.environ.get(LIBRARY_ENV) if mode == HAK5 else None
+    if library:
+        os.makedirs(HAK5_SOCKET_DIR, exist_ok=True)  # the mount point (an empty directory on this machine)
+        env = {}
+    elif mode == "jobd":
         env = {"PINEAPPLE_JOBD_SOCKET": str(request.getfixturevalue("daemon").socket)}
     else:  # no daemon: the helpers run opkg (the stand-in) in the backend's process, on the same sandbox
         env = {"PINEAPPLE_JOBD_SOCKET": str(tmp_path / "no-jobd.sock"),
                "PINEAPPLE_JOBD_OPKG_BINARY": str(sandbox.opkg_path),
                "PINEAPPLE_JOBD_OPKG_OFFLINE_ROOT": str(sandbox.root), "PINEAPPLE_JOBD_OPKG_CONF": str(sandbox.conf)}
-    started = Backend(script, tmp_path / "scratch", sock_dir, env)
+    started = Backend(script, tmp_path / "scratch", sock_dir, env, library)
     if started.name not in ACTIONS:
         pytest.fail(f"no read-only actions listed for backend {started.name}: add it to ACTIONS")
     try:
@@ -199,6 +219,9 @@ def test_real_backend_answers_the_mk7_way(backend: Backend):
             answer = ask(backend.socket, action, keep_open=keep_open, **backend.fill(fields))
             answers[(action, keep_open)] = answer
             assert check(answer), f"{backend.name} {action} (first connection kept open: {keep_open}): {answer}"
+    if backend.library:  # the control run: their library answered our client; its defects are not ours to check
+        backend.stop()
+        return
     # What Hak5's own loop got wrong, now on their code: answered, and the module lives on.
     assert ask(backend.socket, "no_such_action")["error"].startswith("No action handler registered for action")
     assert "error" in json.loads(exchange(backend.socket, b"{}"))
