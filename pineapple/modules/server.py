@@ -24,7 +24,11 @@ socket therefore sorts connections by what they send:
   never connects for its answer is dropped after ``read_timeout`` instead
   of being handed to the next client's waiter. A waiter that turns out to
   send bytes after all (a slow request connection that was paired too
-  early) is a request connection and is un-paired.
+  early) is a request connection and is un-paired; to leave it the time to
+  show that, a waiter that came more than ``FRESH`` (50 ms) after its
+  request is answered only once it has been silent for ``SETTLE`` (20 ms).
+  A waiter that comes right after its request (the normal case) is
+  answered as soon as the answer is ready.
 
 Concurrency: handlers run on a bounded :class:`~.pool.WorkerPool`, so a slow
 handler never delays the answers of other requests; each answer goes to its
@@ -67,9 +71,14 @@ from .pool import WorkerPool
 READ_CHUNK = 65536
 SEND_TIMEOUT = 10.0  # a waiter that does not read its answer for this long is dropped
 UNIX_PATH_MAX = 107  # sun_path is 108 bytes including the terminating NUL
-# An answer connection gets its answer only after being silent this long: a
-# request's client connects and writes at once, so a connection that has not
-# written by then is a waiter, not a request whose bytes are still on the way.
+# A connection that comes within FRESH seconds of the request it is paired
+# with is that request's own answer connection (the MK7 server connects for
+# the answer right after writing): it gets the answer at once. One that comes
+# later (the request was abandoned, and this may be the next client's request
+# whose bytes are still on the way: on a single core the module often runs
+# between a client's connect and its write) gets it only after being silent
+# for SETTLE seconds; a request connection has written by then.
+FRESH = 0.05
 SETTLE = 0.02
 _JSON_ENDINGS = frozenset(b'}]"el0123456789')  # the last byte of any complete JSON value
 _WHITESPACE = b" \t\r\n"
@@ -98,10 +107,11 @@ class _Conn:
 class _Owed:
     """A request whose answer is owed to the waiter that connects after it."""
 
-    __slots__ = ("seq", "deadline", "answer", "waiter")
+    __slots__ = ("seq", "completed", "deadline", "answer", "waiter")
 
-    def __init__(self, seq: int, deadline: float, answer: bytes | None = None) -> None:
+    def __init__(self, seq: int, completed: float, deadline: float, answer: bytes | None = None) -> None:
         self.seq = seq
+        self.completed = completed  # when the request had been read
         self.deadline = deadline  # drop it if no waiter has come by then
         self.answer = answer  # None while the handler runs
         self.waiter: _Conn | None = None
@@ -272,7 +282,7 @@ class ModuleSocket:
     # ----------------------------------------------------------------- loop
     def _timeout(self, longest: float) -> float:
         """Wake up in time for the next waiter that becomes due."""
-        due = [o.waiter.accepted + SETTLE for o in self._owed if o.waiter is not None and o.answer is not None]
+        due = [_due(o) for o in self._owed if o.waiter is not None and o.answer is not None]
         if not due:
             return longest
         return min(longest, max(min(due) - time.monotonic(), 0.0) + 0.001)
@@ -360,7 +370,8 @@ class ModuleSocket:
         """``conn`` brought a complete request: close it, owe its answer."""
         request = bytes(conn.buf)
         self._drop(conn)
-        owed = _Owed(conn.seq, time.monotonic() + self.read_timeout, answer)
+        now = time.monotonic()
+        owed = _Owed(conn.seq, now, now + self.read_timeout, answer)
         self._owed.append(owed)
         if answer is None and not self.pool.submit(self._compute, owed, request):
             owed.answer = error_answer("the module is busy (too many requests waiting); try again")
@@ -394,7 +405,7 @@ class ModuleSocket:
         keep = []
         for owed in self._owed:
             waiter = owed.waiter
-            if waiter is None or owed.answer is None or now < waiter.accepted + SETTLE:
+            if waiter is None or owed.answer is None or now < _due(owed):
                 keep.append(owed)
                 continue
             self._conns.pop(waiter.sock, None)
@@ -476,6 +487,14 @@ class ModuleSocket:
                 pass
         except (BlockingIOError, InterruptedError, OSError):
             pass
+
+
+def _due(owed: _Owed) -> float:
+    """When the answer may go to its paired waiter (see FRESH and SETTLE)."""
+    waiter = owed.waiter
+    if waiter.accepted - owed.completed <= FRESH:
+        return waiter.accepted
+    return waiter.accepted + SETTLE
 
 
 def _send_now(sock: socket.socket, data: bytes) -> None:
