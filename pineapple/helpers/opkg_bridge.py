@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Dict, List, NamedTuple, Optional
+from typing import Any, Callable, Dict, List, NamedTuple, Optional
 
 from .. import errors
 from ..errors import JobError
@@ -46,7 +46,8 @@ class OpkgOperation:
     any thread (the daemon's job is cancelled, or the local opkg stopped)."""
 
     def __init__(self, kind: str, packages: Optional[List[str]] = None,
-                 logger: Optional[logging.Logger] = None, **params: Any) -> None:
+                 logger: Optional[logging.Logger] = None,
+                 on_progress: Optional[Callable[[Optional[float], str], None]] = None, **params: Any) -> None:
         if kind not in KINDS:
             raise ValueError(f"unknown opkg operation {kind!r}")
         self.kind = kind
@@ -54,6 +55,7 @@ class OpkgOperation:
         if kind != "update":
             self.params["packages"] = list(packages or ())
         self.logger = logger or log
+        self.on_progress = on_progress  # (fraction or None, message), as the job reports it
         self._lock = threading.Lock()
         self._stop_wanted = False
         self._daemon_job: Optional[str] = None
@@ -107,6 +109,9 @@ class OpkgOperation:
     def _forward_log(self, event: dict) -> None:
         if event.get("event") == "log":
             self.logger.info("%s", event.get("line"))
+        elif event.get("event") == "progress" and self.on_progress is not None:
+            data = event.get("data") or {}
+            self.on_progress(data.get("fraction"), str(data.get("message") or ""))
 
     def _cancel_daemon_job(self, job_id: str) -> None:
         from ..api.client import JobClient
@@ -124,6 +129,9 @@ class OpkgOperation:
             job = _local_job(self.kind, self.params)
         except JobError as exc:
             return Outcome(False, str(exc), exc.code, exc.result, "local")
+        if self.on_progress is not None:
+            report = self.on_progress
+            job._sink = lambda _job, kind, data: report(data.fraction, data.message) if kind == "progress" else None
         with self._lock:
             self._local_job = job
             stopped = self._stop_wanted

@@ -85,7 +85,8 @@ class OpkgJob(Job[bool]):
     ``error`` saying why in opkg's words and ``error_code`` a stable code.
 
     Runs in the manager's ``opkg`` lane: never behind the module's long
-    jobs, one OpkgJob at a time. Stopping it (``stop_job``) cancels its
+    jobs, one OpkgJob at a time. Its ``progress`` follows opkg's (steps,
+    "waiting for opkg's lock ...") and its log gets opkg's lines. Stopping it (``stop_job``) cancels its
     own opkg work; a module shutting down leaves a running install to
     finish (in pineapple-jobd, or as the opkg process it started)."""
 
@@ -104,7 +105,8 @@ class OpkgJob(Job[bool]):
     def do_work(self, logger: logging.Logger) -> bool:
         packages = _package_list(self.package)
         kind = "install" if self.install else "uninstall"
-        self._operation = OpkgOperation(kind, packages, logger, **({"update": "auto"} if self.install else {}))
+        self._operation = OpkgOperation(kind, packages, logger, self.set_progress,
+                                        **({"update": "auto"} if self.install else {}))
         if self.stop_requested:
             self._operation.stop()
         outcome = self._operation.run()

@@ -87,10 +87,10 @@ def test_check_for_process():
     assert cmd.check_for_process("no-such-process-name") is False
 
 
-REAL_UCI = os.environ.get("PINEAPPLE_TEST_UCI")
+REAL_UCI = os.environ.get("PINEAPPLE_UCI_BINARY")  # as tests/daemon/test_uci.py: a uci built from openwrt/uci
 
 
-@pytest.mark.skipif(not REAL_UCI, reason="set PINEAPPLE_TEST_UCI to a real uci binary (OpenWrt's) to run this")
+@pytest.mark.skipif(not REAL_UCI, reason="set PINEAPPLE_UCI_BINARY to a uci program built from openwrt/uci to run this")
 def test_uci_get_and_set_with_real_uci(tmp_path, monkeypatch):
     config_dir = tmp_path / "config"
     config_dir.mkdir()

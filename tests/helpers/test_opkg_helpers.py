@@ -160,3 +160,22 @@ def test_stop_job_cancels_only_that_install(via, sandbox, start_daemon, monkeypa
         "cancelled", errors.CANCELLED, "Unable to install myapp: cancelled while running opkg")
     assert "myapp" not in sandbox.installed()
     manager.shutdown()
+
+
+def test_an_opkg_job_waits_for_opkg_s_lock_then_succeeds(opkg_mode):
+    """Another process (LuCI, a cron job) holds opkg's lock: the OpkgJob
+    says it waits, in its progress, and installs once the lock is free."""
+    from tests.opkg.helpers import lock_holder, release_lock
+
+    manager = JobManager("opkg-lock")
+    with lock_holder(opkg_mode.sandbox) as holder:
+        job = OpkgJob("tool-c", True)
+        job_id = manager.execute_job(job)
+        wait_for(lambda: job.progress.message.startswith("waiting for opkg's lock"), what="the lock wait")
+        assert not job.is_complete and "tool-c" not in opkg_mode.sandbox.installed()
+        release_lock(holder)
+        done = manager.wait(job_id, WAIT)
+    assert done.was_successful and done.error is None and "tool-c" in opkg_mode.sandbox.installed()
+    assert any(line.startswith("waited for opkg's lock") for line in done.log)
+    assert done.progress.fraction == 1.0
+    manager.shutdown()
