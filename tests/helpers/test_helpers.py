@@ -103,6 +103,8 @@ def test_uci_get_and_set_with_real_uci(tmp_path, monkeypatch):
     assert uci.uci_set("demo.main.name", "new value") is True
     assert uci.uci_get("demo.main.name") == "new value"
     assert "new value" in (config_dir / "demo").read_text()
+    # Hak5's passed "key='value'" as one argument: uci then keeps the quotes in the value.
+    assert uci.uci_set("demo.main.name", "it's") is True and uci.uci_get("demo.main.name") == "it's"
     with pytest.raises(subprocess.CalledProcessError):
         uci.uci_get("demo.main.missing")
 
