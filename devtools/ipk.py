@@ -5,10 +5,10 @@ a gzip'd tar holding ``./debian-binary`` ("2.0\\n"), ``./data.tar.gz`` and
 ``./control.tar.gz``. An ``ar`` outer (Debian/Yocto style) is refused by
 opkg-lede with "Malformed package file", so it is never produced here.
 
-The same inputs give byte-identical output: every tar member has the same
-mtime (``mtime`` argument, else ``SOURCE_DATE_EPOCH``, else 0), uid/gid 0,
-owner names "root", and members are sorted; gzip headers carry mtime 0 and no
-file name.
+The same inputs give byte-identical output, whichever Python packs them:
+every tar member has the same mtime (``mtime`` argument, else
+``SOURCE_DATE_EPOCH``, else 0), uid/gid 0, owner names "root", and members
+are sorted; the ustar headers and gzip are devtools/tarball.py's.
 
 CLI::
 
@@ -18,7 +18,6 @@ CLI::
 from __future__ import annotations
 
 import argparse
-import gzip
 import hashlib
 import io
 import os
@@ -27,6 +26,8 @@ import sys
 import tarfile
 from collections.abc import Iterable, Mapping
 from typing import Tuple, Union
+
+from devtools.tarball import gzip_bytes, tar_bytes
 
 FileContent = Union[bytes, Tuple[bytes, int]]
 
@@ -48,14 +49,6 @@ def default_mtime() -> int:
     """The timestamp used for every archive member: SOURCE_DATE_EPOCH or 0."""
     value = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
     return int(value) if value.isdigit() else 0
-
-
-def gzip_bytes(data: bytes) -> bytes:
-    """gzip ``data`` with a reproducible header (mtime 0, no file name)."""
-    out = io.BytesIO()
-    with gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0, compresslevel=9) as gz:
-        gz.write(data)
-    return out.getvalue()
 
 
 def ipk_filename(control: Mapping[str, str]) -> str:
@@ -260,24 +253,9 @@ def _control_members(
 
 
 def _tar_gz(members: list[_Member], mtime: int, *, sort: bool = True) -> bytes:
-    """A reproducible gzip'd GNU tar of ``members``."""
-    raw = io.BytesIO()
+    """A reproducible gzip'd tar of ``members`` (devtools/tarball.py)."""
     ordered = sorted(members, key=lambda m: m.name) if sort else members
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as tar:
-        for member in ordered:
-            info = tarfile.TarInfo(member.name)
-            info.mtime = mtime
-            info.mode = member.mode
-            info.uid = info.gid = 0
-            info.uname = info.gname = "root"
-            if member.is_dir:
-                info.type = tarfile.DIRTYPE
-                tar.addfile(info)
-            else:
-                assert member.content is not None
-                info.size = len(member.content)
-                tar.addfile(info, io.BytesIO(member.content))
-    return gzip_bytes(raw.getvalue())
+    return gzip_bytes(tar_bytes([(m.name, b"" if m.is_dir else m.content, m.mode) for m in ordered], mtime))
 
 
 def _read_tar_gz(blob: bytes) -> Iterable[tuple[str, bytes]]:

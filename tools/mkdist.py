@@ -14,16 +14,14 @@ Reproducible: the files are the ones git tracks (untracked and ignored files
 never get in), read from the working tree, or with ``--commit`` from that
 commit (``--commit v0.1.0`` rebuilds the release). Every member gets the
 commit's time (``SOURCE_DATE_EPOCH`` overrides it), owner root, mode 0644
-or 0755 as git records it, sorted names, POSIX ustar headers written here
-(the same on every Python), gzip without name or time. The same inputs give
-the same bytes with the same zlib.
+or 0755 as git records it, sorted names, POSIX ustar headers and gzip
+without name or time (devtools/tarball.py, the same on every Python). The
+same inputs give the same bytes with the same zlib.
 """
 from __future__ import annotations
 
 import argparse
-import gzip
 import hashlib
-import io
 import os
 import re
 import subprocess
@@ -32,6 +30,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # run as `python tools/mkdist.py`: devtools.* imports from the checkout
+    sys.path.insert(0, str(REPO))
 NAME = "pineapple-jobd"
 DIST_PATHS = ("setup.py", "README.md", "LICENSE", "pineapple")
 
@@ -98,6 +98,8 @@ def commit_time(repo: Path = REPO, commit: str = "HEAD") -> int:
 
 def tarball_bytes(files: dict[str, Member], version: str, mtime: int) -> bytes:
     """The gzip'd tar of ``files`` under ``pineapple-jobd-<version>/``."""
+    from devtools.tarball import gzip_bytes, tar_bytes
+
     top = f"{NAME}-{version}"
     directories = {top}
     for path in files:
@@ -107,42 +109,10 @@ def tarball_bytes(files: dict[str, Member], version: str, mtime: int) -> bytes:
     entries = [(f"{name}/", b"", 0o755) for name in directories]
     entries += [(f"{top}/{path}", member.data, 0o755 if member.executable else 0o644)
                 for path, member in files.items()]
-    raw = bytearray()
-    for name, data, mode in sorted(entries):
-        raw += ustar_header(name, len(data), mode, mtime, directory=name.endswith("/"))
-        raw += data + bytes(-len(data) % 512)
-    raw += bytes(1024)  # two zero blocks end the archive
-    raw += bytes(-len(raw) % 10240)  # whole records, as tar writes them
-    out = io.BytesIO()
-    with gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0, compresslevel=9) as compressed:
-        compressed.write(bytes(raw))
-    return out.getvalue()
-
-
-def ustar_header(name: str, size: int, mode: int, mtime: int, directory: bool = False) -> bytes:
-    """One POSIX ustar header block, written here rather than by ``tarfile``
-    so that every Python version gives the same bytes (``tarfile`` changed
-    how it fills unused fields between 3.7 and 3.11)."""
-    encoded = name.encode("utf-8")
-    prefix = b""
-    if len(encoded) > 100:
-        cut = encoded.rfind(b"/", 0, 156)
-        prefix, encoded = encoded[:cut], encoded[cut + 1:]
-        if not 0 < cut or len(encoded) > 100:
-            raise DistError(f"{name}: too long for a ustar header")
-
-    def number(value: int, width: int) -> bytes:
-        return b"%0*o\0" % (width - 1, value)
-
-    header = bytearray(512)
-    fields = [(0, encoded.ljust(100, b"\0")), (100, number(mode, 8)), (108, number(0, 8)), (116, number(0, 8)),
-              (124, number(size, 12)), (136, number(mtime, 12)), (148, b" " * 8),
-              (156, b"5" if directory else b"0"), (257, b"ustar\0"), (263, b"00"),
-              (265, b"root".ljust(32, b"\0")), (297, b"root".ljust(32, b"\0")), (345, prefix.ljust(155, b"\0"))]
-    for offset, value in fields:
-        header[offset:offset + len(value)] = value
-    header[148:156] = b"%06o\0 " % sum(header)
-    return bytes(header)
+    try:
+        return gzip_bytes(tar_bytes(sorted(entries), mtime))
+    except ValueError as exc:  # a name too long for ustar
+        raise DistError(str(exc)) from None
 
 
 def build(out_dir: Path, repo: Path = REPO, commit: str | None = None) -> Path:

@@ -33,7 +33,7 @@ writes its database and the rollback sees what it had unpacked.
 from __future__ import annotations
 
 import logging
-import uuid
+import os
 from typing import Any
 
 from .. import errors
@@ -78,7 +78,9 @@ class OpkgJob(Job[dict]):
         self._log(f"$ opkg {' '.join(args)}")
         on_spawn = tag = None
         if phase is not None:
-            tag = uuid.uuid4().hex  # finds the run should the daemon die before on_spawn wrote it
+            # Finds the run should the daemon die before on_spawn wrote it. Not uuid:
+            # OpenWrt 22.03+ ships that in python3-uuid, which the package does not need.
+            tag = os.urandom(16).hex()
             self._save_intent(phase, {"tag": tag})
 
             def on_spawn(pid: int, pgid: int) -> None:
