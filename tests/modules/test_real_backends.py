@@ -39,6 +39,8 @@ from typing import Any, Callable
 
 import pytest
 
+from devtools.sandbox import PackageSpec, Sandbox
+from tests.conftest import feed_packages
 from tests.modules.helpers import REPO, WAIT, ask, exchange, in_parallel, wait_for
 
 ROOT_ENV = "PINEAPPLE_TEST_MK7_MODULES"
@@ -97,6 +99,24 @@ for _capture in ("tcpdump", "mdk4", "hcxdumptool"):
 ACTIONS["mdk4"].append(("load_history", {}, answered))
 ACTIONS["tcpdump"].append(("list_capture_history", {}, answered))
 ACTIONS["hcxdumptool"].append(("list_capture_history", {}, answered))
+
+
+# The packages the dependency round trip installs, by backend.
+TOOL_PACKAGES = {"tcpdump": "tcpdump", "nmap": "nmap", "mdk4": "mdk4", "hcxdumptool": "hcxdumptool", "mtr": "mtr-json"}
+
+
+@pytest.fixture(scope="module")
+def tools_template(tmp_path_factory: pytest.TempPathFactory) -> Sandbox:
+    """The tests' feed plus the packages the real backends install."""
+    extra = [PackageSpec(name, "1.0-1", depends=["libc"]) for name in TOOL_PACKAGES.values()]
+    return Sandbox.create(tmp_path_factory.mktemp("real-backends") / "sb", packages=feed_packages() + extra,
+                          installed=["libc"])
+
+
+@pytest.fixture
+def sandbox(tools_template: Sandbox, tmp_path: pathlib.Path) -> Sandbox:
+    """Overrides the modules' sandbox (and so the daemon's) with the one above."""
+    return tools_template.clone(tmp_path / "sb")
 
 
 def _backends(modes: tuple[str, ...] = ("jobd", "in-process", HAK5), only: str = "") -> list[Any]:
@@ -246,3 +266,34 @@ def test_real_backend_concurrent_requests_each_get_their_own_answer(backend: Bac
     for i in range(8):
         for answer in results[i]:
             assert f"only-in-{i}" in json.dumps(answer), (i, answer)
+
+
+@pytest.mark.parametrize("backend", [p for name in TOOL_PACKAGES for p in _backends(modes=("jobd", "in-process"),
+                                                                                  only=name)], indirect=True)
+def test_real_backend_installs_and_removes_its_dependency(backend: Backend, sandbox: Sandbox):
+    """What their page does: check, install, poll_job every few seconds until
+    complete with job_error null, check again; then uninstall, polled with
+    check_background_job (the uninstall dialogs of nmap/tcpdump/hcxdumptool
+    poll that name), and check again."""
+    package = TOOL_PACKAGES[backend.name]
+
+    def until_complete(action: str, job_id: str) -> dict:
+        return wait_for(lambda: _complete(ask(backend.socket, action, job_id=job_id)), timeout=60, interval=0.2,
+                        what=f"{backend.name} {action} {job_id}")
+
+    assert ask(backend.socket, "check_dependencies") == {"payload": False}
+    job_id = ask(backend.socket, "manage_dependencies", install=True)["payload"]["job_id"]
+    done = until_complete("poll_job", job_id)
+    assert done["job_error"] is None and done["result"] is True, done
+    assert ask(backend.socket, "check_dependencies") == {"payload": True}
+    assert sandbox.installed().get(package) == "1.0-1"
+    job_id = ask(backend.socket, "manage_dependencies", install=False)["payload"]["job_id"]
+    done = until_complete("check_background_job", job_id)
+    assert done["job_error"] is None, done
+    assert ask(backend.socket, "check_dependencies") == {"payload": False}
+    assert backend.stop() == 0, backend.text()
+
+
+def _complete(answer: dict) -> dict | None:
+    assert "payload" in answer, answer
+    return answer["payload"] if answer["payload"]["is_complete"] else None
