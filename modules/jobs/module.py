@@ -44,7 +44,8 @@ class JobsView:
         from pineapple.api.client import JobClient
 
         self._client = JobClient(jobd_socket)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one daemon request at a time on the shared connection
+        self._listing = threading.Lock()  # one listing at a time (several tabs): it updates _logs
         self._logs: dict[str, tuple[str, list[str], int]] = {}  # job id -> (state seen, last lines, total)
         self.log = logger
 
@@ -62,11 +63,12 @@ class JobsView:
                 raise JobsError(f"{exc} ({exc.code})") from None
 
     def jobs(self, limit: int) -> dict:
-        listing = self.call("list_jobs", limit=limit)
-        jobs = [self._entry(summary) for summary in listing["jobs"]]
-        listed = {job["job_id"] for job in jobs}
-        for job_id in [j for j in self._logs if j not in listed]:
-            del self._logs[job_id]  # gone (pruned or removed): forget its log too
+        with self._listing:
+            listing = self.call("list_jobs", limit=limit)
+            jobs = [self._entry(summary) for summary in listing["jobs"]]
+            listed = {job["job_id"] for job in jobs}
+            for job_id in [j for j in self._logs if j not in listed]:
+                del self._logs[job_id]  # gone (pruned or removed): forget its log too
         return {"jobs": jobs, "total": listing["total"], "limit": limit}
 
     def _entry(self, summary: dict) -> dict:
