@@ -8,6 +8,7 @@ import pytest
 
 from devtools.sandbox import PackageSpec, Sandbox
 from tests.fixtures.daemon import DaemonProcess
+from tests.fixtures.opkgs import check_real_opkg, remove_wrapper, skip_what_needs_the_standin
 
 POSTINST_FAIL = 3
 
@@ -88,3 +89,16 @@ def notification_socket(monkeypatch):
     yield server
     server.close()
     shutil.rmtree(directory, ignore_errors=True)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    check_real_opkg()  # PINEAPPLE_TEST_OPKG mode: see tests/fixtures/opkgs.py
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    remove_wrapper()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # PINEAPPLE_TEST_OPKG=/path/to/opkg: tests needing a stand-in knob are skipped, naming it.
+    skip_what_needs_the_standin(items)

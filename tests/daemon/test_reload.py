@@ -13,7 +13,7 @@ import pytest
 from devtools.sandbox import PackageSpec, Sandbox
 from tests.api.helpers import wait_until
 from tests.fixtures.daemon import DaemonProcess
-from tests.fixtures.opkgs import OPKGS
+from tests.fixtures.opkgs import OPKGS, opkg_under_test
 
 SLOW = {"OPKG_STANDIN_DOWNLOAD_DELAY": "1.5"}  # each package download takes 1.5 s
 BASE = """config daemon 'main'
@@ -32,7 +32,7 @@ class ConfiguredDaemon(DaemonProcess):
     def __init__(self, *args, config_path, opkg_binary: str = "", **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.config_path = config_path
-        self.opkg_binary = opkg_binary or str(self.sandbox.opkg_path)
+        self.opkg_binary = opkg_binary or opkg_under_test(self.sandbox)
         self.paths = (f"config daemon 'main'\n\toption socket '{self.socket}'\n"
                       f"\toption state_dir '{self.state_dir}'\n")
         self.offset = self.paths.count("\n")  # lines before the test's own text

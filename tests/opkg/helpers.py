@@ -22,6 +22,7 @@ from pineapple.jobs.events import JobEvent
 from pineapple.opkg.runner import RunnerSettings
 from pineapple.opkg.system import OpkgSystem
 from tests.conftest import feed_packages
+from tests.fixtures.opkgs import opkg_under_test
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 # The stand-in starts with "#!/usr/bin/env python3": find this interpreter first.
@@ -33,8 +34,9 @@ _PATH_OPTIONS = frozenset({"-o", "--offline-root", "-f", "--conf", "-d", "--dest
 
 def make_system(sb: Sandbox, *, dest: str = "", lists_max_age: float = 86400.0,
                 clock: Callable[[], float] = time.time, **settings: object) -> OpkgSystem:
-    """An OpkgSystem driving the stand-in on ``sb`` (settings: RunnerSettings fields)."""
-    options: dict = {"binary": str(sb.opkg_path), "offline_root": str(sb.root), "conf": str(sb.conf),
+    """An OpkgSystem driving the opkg under test (the stand-in, or
+    PINEAPPLE_TEST_OPKG) on ``sb`` (settings: RunnerSettings fields)."""
+    options: dict = {"binary": opkg_under_test(sb), "offline_root": str(sb.root), "conf": str(sb.conf),
                      "env_path": STANDIN_PATH, "lock_wait": 10.0, "timeout": 60.0, **settings}
     runner = RunnerSettings(**options)
     return OpkgSystem(runner, dest=dest, lists_max_age=lists_max_age, clock=clock)
@@ -244,5 +246,5 @@ def serve_feed_over_fake_http(sb: Sandbox, directory: pathlib.Path, hang_name: s
 
 
 def opkg_argv(binary: str, sb: Sandbox, *args: str) -> list[str]:
-    """``[binary, -o ROOT, -f CONF, *args]`` for any opkg ("" = the stand-in)."""
-    return [binary or str(sb.opkg_path), "-o", str(sb.root), "-f", str(sb.conf), *args]
+    """``[binary, -o ROOT, -f CONF, *args]`` for any opkg."""
+    return [binary, "-o", str(sb.root), "-f", str(sb.conf), *args]

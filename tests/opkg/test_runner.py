@@ -17,6 +17,7 @@ from pineapple.errors import JobError
 from pineapple.opkg import runner as runner_module
 from pineapple.opkg.runner import OpkgRun, OpkgRunner, RunControl, RunnerSettings
 from pineapple.opkg.system import is_lock_busy
+from tests.fixtures.opkgs import opkg_under_test
 from tests.opkg.helpers import (
     STANDIN_PATH,
     alive,
@@ -31,7 +32,7 @@ RUN_WAIT = 30.0
 
 
 def make_runner(sb: Sandbox, **settings: object) -> OpkgRunner:
-    options: dict = {"binary": str(sb.opkg_path), "offline_root": str(sb.root), "conf": str(sb.conf),
+    options: dict = {"binary": opkg_under_test(sb), "offline_root": str(sb.root), "conf": str(sb.conf),
                      "env_path": STANDIN_PATH, "lock_wait": 10.0, "timeout": 60.0, **settings}
     return OpkgRunner(RunnerSettings(**options), is_lock_busy)
 
@@ -84,7 +85,7 @@ def test_arguments_reach_opkg_verbatim_never_through_a_shell(sandbox, calls, tmp
     hostile = [f"x; touch {marker}", f"$(touch {marker})", f"`touch {marker}`", "a b", "*", "'"]
     run = runner.run(["status", *hostile], lambda line: None, RunControl())
     assert run.rc == 0  # status of unknown packages prints nothing and returns 0
-    assert calls.argvs() == [[str(sandbox.opkg_path), *runner.argv(["status", *hostile])]]
+    assert calls.argvs() == [[runner.settings.binary, *runner.argv(["status", *hostile])]]
     assert run.argv == calls.argvs()[0]
     assert not marker.exists()
 
