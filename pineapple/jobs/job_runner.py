@@ -28,13 +28,24 @@ if TYPE_CHECKING:
 class JobRunner:
     """One job as Hak5's ``JobRunner`` showed it: ``job``, ``running``,
     ``logger`` and ``stop()``. A view: it runs nothing itself (the
-    manager's pool does); :meth:`JobManager.execute_job` runs a job."""
+    manager's pool does). It takes Hak5's arguments ``(job, logger,
+    callbacks)``, but :meth:`start` and :meth:`run` refuse with a clear
+    error: :meth:`JobManager.execute_job` runs a job."""
 
-    __slots__ = ("job", "_manager")
+    __slots__ = ("job", "_logger", "callbacks", "_manager")
 
-    def __init__(self, job: Job, manager: JobManager | None = None) -> None:
+    def __init__(self, job: Job, logger: logging.Logger | None = None, callbacks: Any = None, *,
+                 manager: JobManager | None = None) -> None:
         self.job = job
+        self._logger = logger
+        self.callbacks = list(callbacks or ())
         self._manager = manager
+
+    def start(self) -> None:
+        raise RuntimeError("a JobRunner does not run jobs here: submit the job with "
+                           "JobManager.execute_job(job, callbacks), which runs it on a bounded pool")
+
+    run = start
 
     @property
     def running(self) -> bool:
@@ -47,6 +58,8 @@ class JobRunner:
 
     @property
     def logger(self) -> logging.Logger:
+        if self._logger is not None:
+            return self._logger
         return self._manager.logger if self._manager is not None else logging.getLogger("pineapple.jobs")
 
     def stop(self) -> bool:
@@ -72,7 +85,7 @@ class RunnerMap(MutableMapping):
         self._manager = manager
 
     def __getitem__(self, job_id: str) -> JobRunner:
-        return JobRunner(self._manager._jobs[job_id], self._manager)
+        return JobRunner(self._manager._jobs[job_id], manager=self._manager)
 
     def __setitem__(self, job_id: str, value: Any) -> None:
         raise TypeError("JobManager.jobs is read-only: submit a job with execute_job(job)")
@@ -100,7 +113,7 @@ class RunnerMap(MutableMapping):
     def items(self) -> List[Tuple[str, JobRunner]]:  # type: ignore[override]
         with self._manager._lock:
             jobs = list(self._manager._jobs.items())
-        return [(job_id, JobRunner(job, self._manager)) for job_id, job in jobs]
+        return [(job_id, JobRunner(job, manager=self._manager)) for job_id, job in jobs]
 
     def __repr__(self) -> str:
         return f"RunnerMap({self.keys()!r})"

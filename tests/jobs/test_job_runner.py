@@ -150,3 +150,13 @@ def test_error_set_and_returned_is_a_failure_and_success_has_null_error():
     ok = manager.wait(manager.execute_job(ReturnJob(True)), WAIT)
     assert ok.was_successful and ok.error is None and ok.summary()["job_error"] is None
     manager.shutdown()
+
+
+def test_a_runner_built_by_hand_says_how_to_run_a_job():
+    import logging
+
+    logger = logging.getLogger("by-hand")
+    runner = JobRunner(ReturnJob(1), logger, callbacks=[print])
+    assert runner.logger is logger and runner.running is False and runner.stop() is False
+    with pytest.raises(RuntimeError, match="execute_job"):
+        runner.start()
