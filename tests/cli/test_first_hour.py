@@ -98,6 +98,12 @@ def run_terminal(demo: Demo, args: list[str]) -> tuple[int, Terminal]:
         return term.wait(), term
 
 
+def on_a_terminal(args: list[str], env: dict[str, str]) -> tuple[int, str]:
+    """Run the CLI on a pty, as a user types it: exit code and what the screen shows."""
+    with Terminal([*CLI, *args], env=env) as term:
+        return term.wait(), term.text.replace("\r\n", "\n")
+
+
 def test_the_banner_prints_the_readmes_demo_lines(demo):
     banner = demo.text()
     for line in readme_demo_lines():
@@ -176,6 +182,9 @@ def test_a_second_make_run_refuses_before_its_banner(demo):
 
 def test_global_flags_after_the_command(demo):
     env = cli_env(demo.socket)
+    rc, text = on_a_terminal(["list", "--json"], env)
+    assert rc == 0, text
+    assert set(json.loads(text)) >= {"jobs", "total"}  # on a terminal too: JSON, no colour codes
     listing = subprocess.run([*CLI, "list", "--json"], capture_output=True, text=True, env=env, timeout=DEADLINE)
     assert listing.returncode == 0, listing.stderr
     assert set(json.loads(listing.stdout)) >= {"jobs", "total"}
@@ -220,43 +229,44 @@ def _progress_message(path, job_id: str) -> str:
 # ------------------------------------------------------ nothing to talk to
 def test_no_daemon_says_what_to_check(tmp_path):
     env = cli_env(tmp_path / "none.sock")
-    result = subprocess.run([*CLI, "ping"], capture_output=True, text=True, env=env, timeout=DEADLINE)
-    assert result.returncode == 3
-    assert f"cannot connect to pineapple-jobd at {tmp_path / 'none.sock'}: No such file or directory" in result.stderr
-    assert "Is pineapple-jobd running? Start it with `make run`" in result.stderr
-    assert "came from $PINEAPPLE_JOBD_SOCKET" in result.stderr
-    flagged = subprocess.run([*CLI, "ping", "--socket", str(tmp_path / "x.sock")], capture_output=True, text=True,
-                             env=env, timeout=DEADLINE)
-    assert flagged.returncode == 3 and "came from --socket" in flagged.stderr
+    rc, text = on_a_terminal(["ping"], env)
+    assert rc == 3, text
+    assert f"cannot connect to pineapple-jobd at {tmp_path / 'none.sock'}: No such file or directory" in text
+    assert "Is pineapple-jobd running? Start it with `make run`" in text
+    assert "came from $PINEAPPLE_JOBD_SOCKET" in text
+    assert "Traceback" not in text
+    rc, text = on_a_terminal(["ping", "--socket", str(tmp_path / "x.sock")], env)
+    assert rc == 3 and "came from --socket" in text, text
 
 
 def test_fleet_without_a_broker_names_it(tmp_path):
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    result = subprocess.run([*CLI, "fleet", "install", "tcpdump", "--broker", "127.0.0.1", "--port", str(port),
-                             "--json"], capture_output=True, text=True, timeout=DEADLINE * 2)
-    assert result.returncode == 3, result.stderr  # --json after the action is accepted (not a usage error)
-    assert f"cannot reach the MQTT broker at 127.0.0.1:{port}: Connection refused" in result.stderr
+    rc, text = on_a_terminal(["fleet", "install", "tcpdump", "--broker", "127.0.0.1", "--port", str(port), "--json"],
+                             cli_env(None))
+    assert rc == 3, text  # --json after the action is accepted (not a usage error)
+    assert f"cannot reach the MQTT broker at 127.0.0.1:{port}: Connection refused" in text
+    assert "Traceback" not in text
 
 
 # ------------------------------------------------------------- schedules
 def test_schedule_messages(jobd):
     env = cli_env(jobd.socket)
 
-    def schedule(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([*CLI, "schedule", *args], capture_output=True, text=True, env=env, timeout=DEADLINE)
+    def schedule(*args: str) -> tuple[int, str]:
+        return on_a_terminal(["schedule", *args], env)
 
-    missing = schedule("add", "tools", "--job", "install", "--daily", "03:30")
-    assert missing.returncode == 2
-    assert "missing parameter 'packages': give it with --package PKG" in missing.stderr
-    weekly = schedule("add", "weekly", "--job", "update", "--weekly", "mon 04:00")  # the UCI form
-    assert weekly.returncode == 0, weekly.stderr
-    assert "every monday at 04:00" in weekly.stdout
-    assert schedule("add", "weekly2", "--job", "update", "--weekly", "mon@04:00").returncode == 0
-    past = schedule("add", "once", "--job", "update", "--at", "2020-01-01T04:00", "--timezone", "UTC")
-    assert past.returncode == 2
-    assert "it would never run: 2020-01-01T04:00:00+00:00 is in the past" in past.stderr
-    assert "once" not in schedule("list").stdout  # refused, not kept as "finished"
+    rc, text = schedule("add", "tools", "--job", "install", "--daily", "03:30")
+    assert rc == 2, text
+    assert "missing parameter 'packages': give it with --package PKG" in text
+    rc, text = schedule("add", "weekly", "--job", "update", "--weekly", "mon 04:00")  # the UCI form
+    assert rc == 0, text
+    assert "every monday at 04:00" in text
+    assert schedule("add", "weekly2", "--job", "update", "--weekly", "mon@04:00")[0] == 0
+    rc, text = schedule("add", "once", "--job", "update", "--at", "2020-01-01T04:00", "--timezone", "UTC")
+    assert rc == 2, text
+    assert "it would never run: 2020-01-01T04:00:00+00:00 is in the past" in text
+    assert "once" not in schedule("list")[1]  # refused, not kept as "finished"
     for name in ("weekly", "weekly2"):
-        assert schedule("remove", name).returncode == 0
+        assert schedule("remove", name)[0] == 0
