@@ -16,7 +16,9 @@ socket therefore sorts connections by what they send:
   form one complete JSON value, or at the client's EOF (half-close or
   close), whichever comes first; a newline is not needed and ends nothing.
   Nothing is ever written back on it: it is closed once the request is read.
-- **An answer connection** ("waiter") sends nothing. It waits for the
+  A connection that sends nothing and closes (a probe) is ignored.
+- **An answer connection** ("waiter") sends nothing (it may shut down its
+  writing side: it still reads). It waits for the
   answer of the request that came before it: each waiter is paired with
   the *latest* earlier request that has no waiter yet. A server that, like
   the MK7's, connects for the answer right after writing the request gets
@@ -359,12 +361,14 @@ class ModuleSocket:
     def _at_eof(self, conn: _Conn) -> None:
         if conn.buf:
             self._request(conn)  # EOF ends the request, whatever it is (the module answers bad JSON)
-        elif conn.owed is not None:
-            # A waiter that half-closed (it can still read), or one that went
-            # away (the answer is then lost: it was its answer). Stop reading.
+        elif _can_still_read(conn.sock):  # a waiter that half-closed: it still reads its answer
             self._selector.unregister(conn.sock)
         else:
-            self._drop(conn)  # sent nothing, wants nothing: a probe
+            # Sent nothing and closed: a probe (even if it was paired a moment
+            # ago), or a waiter that gave up. Either way not a waiter: its
+            # request goes back to waiting for one; a request given up on gets
+            # none, since each waiter pairs with the latest request before it.
+            self._drop(conn)
 
     def _request(self, conn: _Conn, answer: bytes | None = None) -> None:
         """``conn`` brought a complete request: close it, owe its answer."""
@@ -487,6 +491,16 @@ class ModuleSocket:
                 pass
         except (BlockingIOError, InterruptedError, OSError):
             pass
+
+
+def _can_still_read(sock: socket.socket) -> bool:
+    """After EOF: did the peer only shut its writing side? Sending nothing
+    fails with EPIPE once the peer has closed completely."""
+    try:
+        sock.send(b"")
+    except OSError:
+        return False
+    return True
 
 
 def _due(owed: _Owed) -> float:

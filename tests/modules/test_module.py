@@ -144,6 +144,36 @@ def test_mk7_framing(sock_dir, serve):
     assert answer == b'{"payload": "caf\\u00e9 \\u2713"}'
 
 
+def test_a_waiter_that_half_closes_still_gets_its_answer_and_a_probe_none(sock_dir, serve):
+    module = make(sock_dir)
+    module.register_action_handler("echo", lambda request: request.get("n"))
+    release = threading.Event()
+    module.register_action_handler("slow", lambda request: release.wait(WAIT) and request.get("n"))
+    serve(module)
+    path = module.socket_path
+    with socket.socket(socket.AF_UNIX) as first, socket.socket(socket.AF_UNIX) as waiter:
+        waiter.settimeout(WAIT)
+        first.connect(path)
+        first.sendall(b'{"action": "echo", "n": 1}')
+        first.close()
+        waiter.connect(path)
+        waiter.shutdown(socket.SHUT_WR)  # sends nothing, says so, and reads
+        assert read_to_eof(waiter) == b'{"payload": 1}'
+    # A probe (connect, close) between a request and its waiter takes nothing.
+    with socket.socket(socket.AF_UNIX) as first, socket.socket(socket.AF_UNIX) as probe, \
+            socket.socket(socket.AF_UNIX) as waiter:
+        waiter.settimeout(WAIT)
+        first.connect(path)
+        first.sendall(b'{"action": "slow", "n": 2}')
+        first.close()
+        probe.connect(path)
+        time.sleep(0.1)  # silent long enough to be paired with the request...
+        probe.close()  # ...then gone without reading: not a waiter after all
+        waiter.connect(path)
+        release.set()
+        assert read_to_eof(waiter) == b'{"payload": 2}'
+
+
 def test_a_connection_with_no_request_gets_an_error(sock_dir, serve):
     module = make(sock_dir, read_timeout=0.5)
     module.register_action_handler("ping", lambda request: "pong")
