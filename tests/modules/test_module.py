@@ -144,6 +144,29 @@ def test_mk7_framing(sock_dir, serve):
     assert answer == b'{"payload": "caf\\u00e9 \\u2713"}'
 
 
+def test_first_connection_half_closed(sock_dir, serve):
+    """The third thing a server may do with the request's connection: shut down its writing side."""
+    module = make(sock_dir)
+    module.register_action_handler("echo", lambda request: request.get("n"))
+    serve(module)
+    with socket.socket(socket.AF_UNIX) as first, socket.socket(socket.AF_UNIX) as waiter:
+        first.settimeout(WAIT)
+        waiter.settimeout(WAIT)
+        first.connect(module.socket_path)
+        first.sendall(b'{"action": "echo", "n": "half"')  # not complete: the EOF ends it
+        first.shutdown(socket.SHUT_WR)
+        waiter.connect(module.socket_path)
+        assert json.loads(read_to_eof(waiter))["error"].startswith("request is not valid JSON")
+        assert read_to_eof(first) == b""
+    with socket.socket(socket.AF_UNIX) as first, socket.socket(socket.AF_UNIX) as waiter:
+        waiter.settimeout(WAIT)
+        first.connect(module.socket_path)
+        first.sendall(b'{"action": "echo", "n": 7}')
+        first.shutdown(socket.SHUT_WR)
+        waiter.connect(module.socket_path)
+        assert read_to_eof(waiter) == b'{"payload": 7}'
+
+
 def test_a_waiter_that_half_closes_still_gets_its_answer_and_a_probe_none(sock_dir, serve):
     module = make(sock_dir)
     module.register_action_handler("echo", lambda request: request.get("n"))
