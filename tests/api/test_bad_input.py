@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.api.helpers import Line, ping_ok, wait_until
+from tests.api.helpers import DEADLINE, Line, ping_ok, wait_until
 
 PING = {"action": "ping"}
 
@@ -208,12 +208,18 @@ def test_a_stalled_half_line_blocks_nobody_and_is_closed_after_the_idle_timeout(
     stalled = Line(short_idle.socket)
     stalled.send(b'{"action": "pi')
     opened = time.monotonic()
-    # Others are served meanwhile, promptly.
-    for _ in range(20):
-        started = time.monotonic()
+    # Others are served while the half line waits: a ping answered while the
+    # stalled connection is still open (a server stuck on it would answer only
+    # once the idle timeout had closed it). No clock bound: a busy machine
+    # only means fewer pings.
+    served_during_stall = 0
+    while True:
         assert ping_ok(short_idle.socket)
-        assert time.monotonic() - started < 0.5
-    assert stalled.closed_by_peer(timeout=10)
+        if stalled.closed_by_peer(timeout=0.01):
+            break
+        served_during_stall += 1
+        assert time.monotonic() - opened < DEADLINE, "the stalled connection was never closed"
+    assert served_during_stall >= 1
     assert time.monotonic() - opened >= 0.9  # closed by the idle timeout, not at once
     stalled.close()
     assert ping_ok(short_idle.socket)
@@ -248,14 +254,15 @@ def test_a_client_that_never_reads_its_answers_is_dropped_and_blocks_nobody(shor
     thread = threading.Thread(target=flood, daemon=True)
     thread.start()
     try:
-        worst = 0.0
+        # Pings answered while the flooder is still connected show it blocks
+        # nobody (no clock bound: a busy machine only means fewer of them).
+        served_during_flood = 0
         deadline = time.monotonic() + 15
         while not dropped.is_set() and time.monotonic() < deadline:
-            started = time.monotonic()
             assert ping_ok(short_idle.socket)
-            worst = max(worst, time.monotonic() - started)
+            served_during_flood += 0 if dropped.is_set() else 1
         assert dropped.is_set(), "the daemon never dropped a client that does not read"
-        assert worst < 0.5, f"a ping took {worst:.3f}s while another client flooded the daemon"
+        assert served_during_flood >= 1, "no ping was answered while another client flooded the daemon"
     finally:
         stop.set()
         thread.join(5)

@@ -287,9 +287,8 @@ def test_slow_handler_does_not_freeze_the_module(sock_dir, serve):
     caller = threading.Thread(target=lambda: slow_answer.append(ask(module.socket_path, "slow")))
     caller.start()
     time.sleep(0.2)
-    started = time.monotonic()
     assert ask(module.socket_path, "fast") == {"payload": "fast"}
-    assert time.monotonic() - started < 1.0
+    assert slow_answer == []  # answered while the slow handler still holds its worker
     release.set()
     caller.join(WAIT)
     assert slow_answer == [{"payload": "slow done"}]
