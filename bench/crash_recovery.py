@@ -11,7 +11,11 @@ start time after a kill (which includes the recovery) against a clean
 start of the same daemon on the same journal, measured in the same run
 (medians; the ratio is the figure).
 
-    python bench/crash_recovery.py [--rounds 20] [--seed N]
+    python bench/crash_recovery.py [--rounds 20] [--seed N] [--opkg /path/to/opkg-lede]
+
+With ``--opkg``, that binary runs instead of the stand-in, and the faults
+are real maintainer scripts (a slow and a failing postinst, run under -o
+with --force-postinstall) instead of the stand-in's knobs.
 """
 from __future__ import annotations
 
@@ -28,7 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from devtools.sandbox import Sandbox  # noqa: E402
 from tests.conftest import feed_packages  # noqa: E402
-from tests.fixtures.chaos import CrashRounds  # noqa: E402
+from tests.fixtures.chaos import CrashRounds, scripted_packages  # noqa: E402
 
 
 def clean_starts(chaos: CrashRounds, count: int) -> list[float]:
@@ -47,11 +51,14 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--clean-starts", type=int, default=10)
+    parser.add_argument("--opkg", default="", help="an opkg binary (e.g. real opkg-lede) instead of the stand-in")
     options = parser.parse_args()
     seed = options.seed if options.seed is not None else random.randrange(1 << 32)
     with tempfile.TemporaryDirectory(prefix="crash-bench-") as base:
-        sandbox = Sandbox.create(Path(base) / "sb", packages=feed_packages(), installed=["libc"])
-        chaos = CrashRounds(sandbox, Path(base) / "daemon", seed)
+        scripted = bool(options.opkg)
+        packages = scripted_packages() if scripted else feed_packages()
+        sandbox = Sandbox.create(Path(base) / "sb", packages=packages, installed=["libc"])
+        chaos = CrashRounds(sandbox, Path(base) / "daemon", seed, binary=options.opkg, scripted=scripted)
         try:
             began = time.monotonic()
             figures = chaos.run(options.rounds)
@@ -61,6 +68,7 @@ def main() -> int:
             chaos.close()
     after_kill = statistics.median(figures.start_after_kill)
     baseline = statistics.median(clean)
+    print(f"opkg: {options.opkg or 'stand-in (devtools/opkg) with its fault knobs'}")
     print(f"seed {seed}: {figures.rounds} rounds in {elapsed:.1f} s")
     print(f"  kills survived:            {figures.survived}/{figures.kills}")
     print(f"  half-installed states:     {figures.half_states}")

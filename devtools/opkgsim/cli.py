@@ -9,7 +9,6 @@ print collected errors on stderr; exit with the command's value & 0xff
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import importlib
 import os
@@ -114,12 +113,14 @@ def _c_signal_defaults() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-class _CStream:
-    """A standard stream that fails as C stdio does: when a write fails
-    (EIO on a pty whose reader has gone, e.g. the daemon that ran opkg was
-    killed), the output is lost and the program goes on. The stream is
-    pointed at /dev/null from then on, so Python's flush at exit does not
-    fail either (it would turn the exit status into 120)."""
+class _OpkgStdout:
+    """stdout as opkg's messages use it (libopkg/opkg_message.c): when a
+    message cannot be written — EIO on a pty whose reader has gone, e.g. the
+    daemon that ran opkg was killed — opkg prints "opkg_message: encountered
+    an output or encoding error during vprintf." on stderr and exits 1
+    (EXIT_FAILURE) at once, without writing its status database; when
+    stderr is a pipe nobody reads any more, that print kills it with
+    SIGPIPE first. Measured on opkg-lede 38eccbb (strace)."""
 
     def __init__(self, stream) -> None:
         self._stream = stream
@@ -128,29 +129,25 @@ class _CStream:
         try:
             return self._stream.write(text)
         except OSError:
-            self._lose_output()
-            return len(text)
+            self._die()
+            raise  # not reached
 
     def flush(self) -> None:
         try:
             self._stream.flush()
         except OSError:
-            self._lose_output()
+            self._die()
 
-    def _lose_output(self) -> None:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, self._stream.fileno())
-        os.close(devnull)
-        with contextlib.suppress(OSError):
-            self._stream.flush()  # the buffered rest goes to /dev/null
+    def _die(self) -> None:
+        os.write(2, b"opkg_message: encountered an output or encoding error during vprintf.\n")  # SIGPIPE here
+        os._exit(1)
 
     def __getattr__(self, name: str):
         return getattr(self._stream, name)
 
 
 def _c_stdio() -> None:
-    sys.stdout = _CStream(sys.stdout)  # type: ignore[assignment]
-    sys.stderr = _CStream(sys.stderr)  # type: ignore[assignment]
+    sys.stdout = _OpkgStdout(sys.stdout)  # type: ignore[assignment]
 
 
 def _usage(complaint: str) -> int:

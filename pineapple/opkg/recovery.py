@@ -24,19 +24,27 @@ before the daemon takes any request:
    An uninstall finishes removing the packages of its scope that opkg had
    begun to remove (status ``deinstall ...``). An update only stops its opkg.
 
+An opkg that died without writing its database (SIGKILL; or real opkg,
+which exits at its next message once the daemon's pty is gone) leaves the
+files and ``info/NAME.*`` of what it unpacked with no status entry: for the
+install's ``absent_before`` packages those are deleted too (``debris``).
+
 The :class:`~pineapple.jobs.registry.Recovery` returned becomes the job's
-``result["recovery"]`` (``opkg_stopped``, ``removed``, ``left``, ``kept``)
+``result["recovery"]`` (``opkg_stopped``, ``removed``, ``left``, ``kept``, ``debris``)
 and one line in its error and log; the job stays ``interrupted``.
 """
 from __future__ import annotations
 
+import glob
 import logging
+import os
 import threading
 from typing import Any
 
 from ..errors import JobError
 from ..jobs.registry import Recovery
 from .names import validate_package_name
+from .conf import OpkgConf
 from .runner import RunControl, is_our_group, stop_process_group, tagged_groups
 from .status import InstalledPackage
 from .system import OpkgSystem
@@ -51,15 +59,18 @@ def recover(system: OpkgSystem, intent: dict) -> Recovery:
     installed = system.installed()
     op = intent.get("op")
     kept: list[str] = []
+    debris: list[str] = []
     if op == "install":
+        debris = _remove_debris(system.conf(), _names(intent.get("absent_before")), installed)
         targets, kept = _install_leftovers(intent, installed)
     elif op == "uninstall":
-        targets = _uninstall_leftovers(intent, installed)
+        targets = _uninstall_leftovers(system.conf(), intent, installed)
     else:
         targets = []
     removed, left = _remove(system, targets) if targets else ([], [])
+    removed += [name for name in debris if name not in removed]
     report = {"op": op, "phase": intent.get("phase"), "opkg_stopped": stopped,
-              "removed": removed, "left": left, "kept": kept}
+              "removed": removed, "left": left, "kept": kept, "debris": debris}
     return Recovery(report, _summary(op, stopped, removed, left, kept))
 
 
@@ -105,10 +116,61 @@ def _install_leftovers(intent: dict, installed: dict[str, InstalledPackage]) -> 
     return [name for name in ours if name in remove], [name for name in ours if name not in remove]
 
 
-def _uninstall_leftovers(intent: dict, installed: dict[str, InstalledPackage]) -> list[str]:
-    """The packages of the interrupted removal that opkg had begun to remove."""
-    return [name for name in _names(intent.get("scope")) if name in installed
-            and installed[name].want == "deinstall"]
+def _uninstall_leftovers(conf: OpkgConf, intent: dict, installed: dict[str, InstalledPackage]) -> list[str]:
+    """The packages of the interrupted removal that opkg had begun to
+    remove: marked ``deinstall``, or (opkg died before it wrote its
+    database) still listed but with their ``info/NAME.control`` gone."""
+    return [name for name in _names(intent.get("scope")) if name in installed and (
+        installed[name].want == "deinstall"
+        or not os.path.exists(os.path.join(conf.info_dir(installed[name].dest), f"{name}.control")))]
+
+
+def _remove_debris(conf: OpkgConf, names: list[str], installed: dict[str, InstalledPackage]) -> list[str]:
+    """Delete what an opkg that died without writing its database (SIGKILL,
+    SIGTERM, or the SIGPIPE real opkg gets writing its output once the
+    daemon is gone) unpacked for ``names``: packages the status database
+    does not know, whose ``info/NAME.*`` files are there. The files their
+    ``NAME.list`` names go (unless a known package lists them too), then
+    ``info/NAME.*``; directories stay, as opkg leaves them."""
+    found = {name: dest for name in names if name not in installed
+             for dest in conf.dest_names() if glob.glob(_info_glob(conf, dest, name))}
+    if not found:
+        return []
+    owned = _owned_paths(conf, installed)
+    for name, dest in found.items():
+        log.warning("recovery: %s was unpacked but never recorded by opkg: deleting its files", name)
+        for path in _listed_paths(conf, dest, name):
+            if path not in owned:
+                _unlink(conf.host_path(path))
+        for path in glob.glob(_info_glob(conf, dest, name)):
+            _unlink(path)
+    return sorted(found)
+
+
+def _info_glob(conf: OpkgConf, dest: str, name: str) -> str:
+    return os.path.join(glob.escape(conf.info_dir(dest)), f"{glob.escape(name)}.*")
+
+
+def _listed_paths(conf: OpkgConf, dest: str, name: str) -> list[str]:
+    try:
+        with open(os.path.join(conf.info_dir(dest), f"{name}.list"), encoding="utf-8", errors="replace") as listed:
+            return [line.split("\t")[0].strip() for line in listed if line.strip()]
+    except OSError:
+        return []
+
+
+def _owned_paths(conf: OpkgConf, installed: dict[str, InstalledPackage]) -> set[str]:
+    return {path for package in installed.values() for path in _listed_paths(conf, package.dest, package.name)}
+
+
+def _unlink(path: str) -> None:
+    try:
+        if not os.path.isdir(path) or os.path.islink(path):
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        log.error("recovery: cannot delete %s: %s", path, exc)
 
 
 def _remove(system: OpkgSystem, names: list[str]) -> tuple[list[str], list[str]]:

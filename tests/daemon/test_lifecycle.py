@@ -50,7 +50,10 @@ def test_kill_9_during_an_install_then_restart(module_daemons, call_log):
     summary = poll(daemon.socket, job_id)
     assert summary["state"] == "interrupted" and summary["is_complete"] is True
     assert summary["error_code"] == "interrupted" and "submit it again" in summary["job_error"]
-    assert summary["result"] is None
+    # Its intent was recovered: the orphan was already gone, nothing was unpacked.
+    assert summary["result"] == {"recovery": {"op": "install", "phase": "install", "opkg_stopped": None,
+                                              "removed": [], "left": [], "kept": [], "debris": []}}
+    assert summary["job_error"].endswith("\nrecovery: nothing was left half done")
     record = get(daemon, job_id)
     assert record["params"]["packages"] == ["tool-a"] and record["finished_at"] >= record["started_at"]
     # The restarted daemon takes jobs again (libc is installed: no opkg run).

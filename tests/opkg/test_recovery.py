@@ -59,3 +59,40 @@ def test_an_intent_without_a_process_stops_nothing(sandbox):
                                 "absent_before": ["myapp"], "opkg": {"pgid": 1, "start": 1}})
     assert recovery.report["opkg_stopped"] is None and recovery.report["removed"] == []
     assert recovery.summary == "recovery: nothing was left half done"
+
+
+def test_an_install_opkg_had_finished_is_kept(sandbox):
+    # The daemon died after opkg had installed everything, before the job ended.
+    assert subprocess.run(sandbox.argv("install", "myapp"), env=sandbox.env(), capture_output=True,
+                          timeout=60).returncode == 0
+    recovery = recover(make_system(sandbox), {"op": "install", "phase": "install", "packages": ["myapp"],
+                                              "atomic": True, "absent_before": ["mylib", "myapp"], "opkg": None})
+    assert recovery.report["kept"] == ["mylib", "myapp"] and recovery.report["removed"] == []
+    assert recovery.summary == "recovery: opkg had finished before the stop: kept mylib, myapp"
+    assert sandbox.installed() == {"libc": "1.2.4-4", "mylib": "1.0-1", "myapp": "1.2.3-1"}
+
+
+def test_a_rollback_removes_what_opkg_had_finished_too(sandbox):
+    assert subprocess.run(sandbox.argv("install", "myapp"), env=sandbox.env(), capture_output=True,
+                          timeout=60).returncode == 0
+    recovery = recover(make_system(sandbox), {"op": "install", "phase": "rollback", "packages": ["myapp"],
+                                              "atomic": True, "absent_before": ["mylib", "myapp"], "opkg": None})
+    assert sorted(recovery.report["removed"]) == ["myapp", "mylib"]
+    assert sandbox.installed() == {"libc": "1.2.4-4"}
+
+
+def test_debris_of_an_opkg_that_died_unrecorded_is_deleted_and_nothing_else(sandbox):
+    assert subprocess.run(sandbox.argv("install", "myapp", "tool-a"), env=sandbox.env(), capture_output=True,
+                          timeout=60).returncode == 0
+    status = sandbox.status_path()
+    # As if opkg had died before writing the database: myapp on disk, not in the status file.
+    stanzas = status.read_text().split("\n\n")
+    status.write_text("\n\n".join(s for s in stanzas if "Package: myapp\n" not in s))
+    (sandbox.root / "usr/bin").mkdir(exist_ok=True)
+    recovery = recover(make_system(sandbox), {"op": "install", "phase": "install", "packages": ["myapp"],
+                                              "atomic": True, "absent_before": ["myapp", "tool-b"], "opkg": None})
+    assert recovery.report["debris"] == ["myapp"] and recovery.report["removed"] == ["myapp"]
+    assert not (sandbox.root / "usr/bin/myapp").exists() and not list(sandbox.info_dir().glob("myapp.*"))
+    assert (sandbox.root / "usr/bin").is_dir()  # directories stay, as opkg leaves them
+    assert sorted(sandbox.installed()) == ["libc", "mylib", "tool-a"]
+    assert (sandbox.root / "usr/share/tool-a/README").exists()
