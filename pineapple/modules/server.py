@@ -15,7 +15,9 @@ socket therefore sorts connections by what they send:
 - **A request connection** sends bytes. Its request ends when those bytes
   form one complete JSON value, or at the client's EOF (half-close or
   close), whichever comes first; a newline is not needed and ends nothing.
-  Nothing is ever written back on it: it is closed once the request is read.
+  Nothing is ever written back on it. As with Hak5's loop, it stays open
+  (whatever else comes on it is ignored) until the request's answer
+  connection has come, or the client closes it.
   A connection that sends nothing and closes (a probe) is ignored.
 - **An answer connection** ("waiter") sends nothing (it may shut down its
   writing side: it still reads). It waits for the
@@ -95,7 +97,7 @@ class ModuleError(RuntimeError):
 class _Conn:
     """An accepted connection: reading a request, or waiting for an answer."""
 
-    __slots__ = ("sock", "seq", "buf", "accepted", "deadline", "owed")
+    __slots__ = ("sock", "seq", "buf", "accepted", "deadline", "owed", "spent")
 
     def __init__(self, sock: socket.socket, seq: int, accepted: float, read_timeout: float) -> None:
         self.sock = sock
@@ -104,12 +106,13 @@ class _Conn:
         self.accepted = accepted
         self.deadline = accepted + read_timeout
         self.owed: _Owed | None = None  # set while this connection waits for that request's answer
+        self.spent = False  # its request has been read: kept open (like Hak5's) until its waiter comes
 
 
 class _Owed:
     """A request whose answer is owed to the waiter that connects after it."""
 
-    __slots__ = ("seq", "completed", "deadline", "answer", "waiter")
+    __slots__ = ("seq", "completed", "deadline", "answer", "waiter", "source")
 
     def __init__(self, seq: int, completed: float, deadline: float, answer: bytes | None = None) -> None:
         self.seq = seq
@@ -117,6 +120,7 @@ class _Owed:
         self.deadline = deadline  # drop it if no waiter has come by then
         self.answer = answer  # None while the handler runs
         self.waiter: _Conn | None = None
+        self.source: _Conn | None = None  # the request's own connection, while still open
 
 
 class _Outgoing:
@@ -347,6 +351,8 @@ class ModuleSocket:
             if not chunk:
                 self._at_eof(conn)
                 return
+            if conn.spent:
+                continue  # more after the request: ignored, as Hak5's module ignores it
             if conn.owed is not None:  # it was paired as a waiter but sends: a request after all
                 conn.owed.waiter = None
                 conn.owed = None
@@ -355,11 +361,13 @@ class ModuleSocket:
                 self._request(conn, error_answer(f"request too large (limit {self.max_request} bytes)"))
                 return
             if is_complete_json(conn.buf):
-                self._request(conn)
+                self._request(conn, keep_open=True)
                 return
 
     def _at_eof(self, conn: _Conn) -> None:
-        if conn.buf:
+        if conn.spent:
+            self._drop(conn)
+        elif conn.buf:
             self._request(conn)  # EOF ends the request, whatever it is (the module answers bad JSON)
         elif _can_still_read(conn.sock):  # a waiter that half-closed: it still reads its answer
             self._selector.unregister(conn.sock)
@@ -370,12 +378,20 @@ class ModuleSocket:
             # none, since each waiter pairs with the latest request before it.
             self._drop(conn)
 
-    def _request(self, conn: _Conn, answer: bytes | None = None) -> None:
-        """``conn`` brought a complete request: close it, owe its answer."""
+    def _request(self, conn: _Conn, answer: bytes | None = None, keep_open: bool = False) -> None:
+        """``conn`` brought a complete request: owe its answer. The
+        connection is closed now, or with ``keep_open`` once the answer's
+        connection has come (as Hak5's loop did)."""
         request = bytes(conn.buf)
-        self._drop(conn)
         now = time.monotonic()
         owed = _Owed(conn.seq, now, now + self.read_timeout, answer)
+        if keep_open:
+            conn.spent = True
+            conn.buf = bytearray()
+            conn.deadline = owed.deadline
+            owed.source = conn
+        else:
+            self._drop(conn)
         self._owed.append(owed)
         if answer is None and not self.pool.submit(self._compute, owed, request):
             owed.answer = error_answer("the module is busy (too many requests waiting); try again")
@@ -397,13 +413,16 @@ class ModuleSocket:
         unpaired = [o for o in self._owed if o.waiter is None]
         if not unpaired:
             return
-        for conn in sorted((c for c in self._conns.values() if c.owed is None and not c.buf), key=lambda c: c.seq):
+        silent = (c for c in self._conns.values() if c.owed is None and not c.buf and not c.spent)
+        for conn in sorted(silent, key=lambda c: c.seq):
             earlier = [o for o in unpaired if o.seq < conn.seq]
             if earlier:
                 owed = earlier[-1]
                 owed.waiter = conn
                 conn.owed = owed
                 unpaired.remove(owed)
+                if owed.source is not None:
+                    self._drop(owed.source)  # the request's connection is done with
 
     def _deliver(self, now: float) -> None:
         keep = []
@@ -449,6 +468,9 @@ class ModuleSocket:
     def _expire(self, now: float) -> None:
         expired = sorted((c for c in self._conns.values() if c.owed is None and c.deadline <= now),
                          key=lambda c: c.seq)
+        for conn in [c for c in expired if c.spent]:  # its answer was never asked for (dropped below)
+            self._drop(conn)
+        expired = [c for c in expired if not c.spent]
         for conn in expired:
             if conn.buf:  # bytes that never became a complete JSON value, nor saw EOF
                 self._request(conn, error_answer(f"incomplete request: not a complete JSON value and no end of "
@@ -474,6 +496,11 @@ class ModuleSocket:
                 pass
         if conn.owed is not None:
             conn.owed.waiter = None
+        if conn.spent:
+            last_words = b""  # never write on a request's connection
+            for owed in self._owed:
+                if owed.source is conn:
+                    owed.source = None
         if last_words:
             _send_now(conn.sock, last_words)
         else:

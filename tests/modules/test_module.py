@@ -139,6 +139,18 @@ def test_mk7_framing(sock_dir, serve):
         second.connect(path)
         assert read_to_eof(second) == b'{"payload": 3}'
         assert read_to_eof(first) == b""  # nothing on the request's connection, then EOF
+    # Like Hak5's, the request's connection stays open until the answer's connection
+    # has come: a server writing more after the JSON value (a newline) is not cut off.
+    with socket.socket(socket.AF_UNIX) as first, socket.socket(socket.AF_UNIX) as second:
+        first.settimeout(WAIT)
+        second.settimeout(WAIT)
+        first.connect(path)
+        first.sendall(b'{"action": "echo", "n": 4}')
+        time.sleep(0.2)  # the module has read the complete request by now
+        first.sendall(b"\n")  # no BrokenPipeError
+        second.connect(path)
+        assert read_to_eof(second) == b'{"payload": 4}'
+        assert read_to_eof(first) == b""  # closed once the answer's connection came
     # Non-ASCII goes out as JSON escapes (ASCII only, as Hak5's json_to_bytes).
     answer = exchange(path, '{"action": "echo", "n": "caf\u00e9 \u2713"}'.encode())
     assert answer == b'{"payload": "caf\\u00e9 \\u2713"}'
@@ -226,7 +238,7 @@ def test_abandoned_request_is_not_handed_to_the_next_client(sock_dir, serve):
     """A client that never connects for its answer (e.g. one that waits on
     the request's own connection, our old protocol) must not make the next
     client read its answer."""
-    module = make(sock_dir)
+    module = make(sock_dir, read_timeout=1.0)
     module.register_action_handler("echo", lambda request: request.get("n"))
     serve(module)
     path = module.socket_path
@@ -234,10 +246,11 @@ def test_abandoned_request_is_not_handed_to_the_next_client(sock_dir, serve):
         old_style.settimeout(WAIT)
         old_style.connect(path)
         old_style.sendall(b'{"action": "echo", "n": "abandoned"}\n')
-        assert read_to_eof(old_style) == b""  # the request's connection never carries an answer
         time.sleep(2 * FRESH)  # abandoned: nobody connected for its answer in time (a slower machine only adds)
         for n in range(3):
             assert ask(path, "echo", n=n) == {"payload": n}
+        # Its connection never carries an answer; it is closed once the request has waited read_timeout.
+        assert read_to_eof(old_style) == b""
 
 
 def test_a_paired_connection_that_sends_is_a_request(sock_dir, serve):
