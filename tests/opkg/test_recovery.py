@@ -3,12 +3,20 @@
 recovery remove (only what the interrupted job added, only package names)."""
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import signal
 import subprocess
 import sys
+import uuid
 
+from pineapple.jobs import JobManager
+from pineapple.jobs.store import JOURNAL_NAME
+from pineapple.opkg.jobs import InstallDependenciesJob
 from pineapple.opkg.recovery import recover
-from pineapple.opkg.runner import is_our_group, process_start_time
-from tests.opkg.helpers import end_process, make_system
+from pineapple.opkg.runner import is_our_group, process_start_time, tagged_groups
+from tests.opkg.helpers import end_process, make_system, wait_until
 
 
 def own_session(*argv: str) -> subprocess.Popen:
@@ -96,3 +104,48 @@ def test_debris_of_an_opkg_that_died_unrecorded_is_deleted_and_nothing_else(sand
     assert (sandbox.root / "usr/bin").is_dir()  # directories stay, as opkg leaves them
     assert sorted(sandbox.installed()) == ["libc", "mylib", "tool-a"]
     assert (sandbox.root / "usr/share/tool-a/README").exists()
+
+
+def test_a_run_is_found_by_its_tag_when_its_pid_was_never_written(sandbox):
+    # An orphan (its parent exits at once), as a killed daemon's opkg is: init reaps it.
+    tag = uuid.uuid4().hex
+    code = ("import os, subprocess; p = subprocess.Popen(['sleep', '60'], start_new_session=True, "
+            "stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, "
+            f"env=dict(os.environ, PINEAPPLE_JOBD_RUN='{tag}')); print(p.pid)")
+    orphan = int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30).stdout)
+    other = own_session("sleep", "60")  # untagged: never touched
+    try:
+        assert tagged_groups(tag) == [orphan] and tagged_groups(uuid.uuid4().hex) == []
+        recovery = recover(make_system(sandbox), {"op": "install", "phase": "install", "packages": ["myapp"],
+                                                  "absent_before": ["myapp"], "opkg": {"tag": tag}})
+        assert recovery.report["opkg_stopped"] == {"pgid": orphan, "signal": "SIGINT"}
+        assert process_start_time(orphan) is None and other.poll() is None
+    finally:
+        with contextlib.suppress(OSError):
+            os.kill(orphan, signal.SIGKILL)
+        end_process(other)
+
+
+def test_the_intent_names_our_opkg_before_it_can_change_anything(sandbox, tmp_path, monkeypatch):
+    monkeypatch.setenv("OPKG_STANDIN_HANG", "download:myapp")  # a stand-in knob: the stand-in runs
+    manager = JobManager(state_dir=tmp_path / "state")
+    job = InstallDependenciesJob(make_system(sandbox, binary=str(sandbox.opkg_path)), ["myapp"])
+    job_id = manager.execute_job(job)
+    try:
+        def intent():
+            record = [json.loads(line) for line in (tmp_path / "state" / JOURNAL_NAME).read_text().splitlines()
+                      if job_id in line][-1]
+            return (record.get("intent") or {}).get("opkg") or {}
+
+        wait_until(lambda: "pgid" in intent(), what="the journalled pgid")
+        process = intent()
+        assert process["pgid"] == process["pid"] and process["start"] == process_start_time(process["pid"])
+        assert open(f"/proc/{process['pid']}/environ", "rb").read().count(
+            f"PINEAPPLE_JOBD_RUN={process['tag']}".encode()) == 1
+        record_intent = job.intent
+        assert record_intent["op"] == "install" and record_intent["absent_before"] == ["myapp", "mylib"]
+    finally:
+        manager.cancel_job(job_id)
+        manager.wait(job_id, 30)
+        manager.shutdown()
+    assert manager.get_job(job_id, False).state == "cancelled"
