@@ -20,7 +20,7 @@
   ``invalid_json`` / ``invalid_request`` 400, ``unknown_module`` 404,
   ``unsupported_media_type`` 415, ``request_too_large`` 413,
   ``length_required`` 411, ``bad_module_answer`` 502,
-  ``module_not_running`` 503, ``module_timeout`` 504.
+  ``module_not_running`` / ``module_busy`` 503, ``module_timeout`` 504.
 
 Bound to 127.0.0.1 only; requests must carry a loopback ``Host`` (against
 DNS rebinding) and API posts ``Content-Type: application/json`` (so another
@@ -171,15 +171,11 @@ class Gateway:
             # no other request's connection may come between ours. Only the
             # connects are serialised; answers are awaited in parallel.
             with self._connect_lock(path):
-                try:
-                    first.connect(path)
-                except (FileNotFoundError, ConnectionRefusedError):
-                    raise GatewayError(HTTPStatus.SERVICE_UNAVAILABLE, "module_not_running",
-                                       f"module {name} is not running (no backend listening on {path})") from None
+                _connect(first, path, name)
                 first.sendall(body)
                 if not self.keep_first_open:
                     first.close()
-                second.connect(path)
+                _connect(second, path, name)
             return _read_all(second, name)
         except socket.timeout:  # TimeoutError only from Python 3.10 on
             raise GatewayError(HTTPStatus.GATEWAY_TIMEOUT, "module_timeout",
@@ -190,6 +186,17 @@ class Gateway:
         finally:
             first.close()
             second.close()
+
+
+def _connect(sock: socket.socket, path: str, name: str) -> None:
+    try:
+        sock.connect(path)
+    except (FileNotFoundError, ConnectionRefusedError):
+        raise GatewayError(HTTPStatus.SERVICE_UNAVAILABLE, "module_not_running",
+                           f"module {name} is not running (no backend listening on {path})") from None
+    except BlockingIOError:  # its accept backlog is full: e.g. a one-request-at-a-time backend, busy
+        raise GatewayError(HTTPStatus.SERVICE_UNAVAILABLE, "module_busy",
+                           f"module {name} is busy (it accepts no connection now); try again") from None
 
 
 def _read_all(sock: socket.socket, name: str) -> bytes:

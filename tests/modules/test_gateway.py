@@ -152,6 +152,30 @@ def test_module_timeout_and_bad_answers(sock_dir, serve, tmp_path):
     assert (status, answer["code"]) == (502, "bad_module_answer") and "not JSON" in answer["error"]
 
 
+def test_a_module_that_accepts_nothing_is_busy(gateway, sock_dir):
+    """A backend stuck in a handler (Hak5's loop: one request at a time, backlog 1) fills its backlog."""
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(sock_dir / "stuck.sock"))
+    listener.listen(0)
+    queued = []
+    try:
+        for _ in range(3):  # fill the backlog; these connections are never accepted
+            client = socket.socket(socket.AF_UNIX)
+            client.setblocking(False)
+            try:
+                client.connect(str(sock_dir / "stuck.sock"))
+            except BlockingIOError:
+                client.close()
+                break
+            queued.append(client)
+        status, answer = post(gateway, {"module": "stuck", "action": "x"})
+        assert (status, answer["code"]) == (503, "module_busy"), answer
+    finally:
+        for client in queued:
+            client.close()
+        listener.close()
+
+
 def test_serves_front_end_files(gateway):
     status, headers, body = http(gateway.url + "/modules/packetsnoop/")
     assert status == 200 and headers["Content-Type"].startswith("text/html") and b"Packet Snoop" in body
