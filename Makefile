@@ -8,7 +8,7 @@ RUNDIR ?= run
 # (the test matrix below pins the oldest versions OpenWrt's feeds ship).
 PINS   ?=
 
-.PHONY: run test test-matrix test-cell lint bench venv clean
+.PHONY: run test test-matrix test-cell lint bench bench-daemon venv clean
 
 $(VENV)/.ready: setup.py requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,15 @@ lint: venv
 
 bench: venv
 	$(PY) bench/churn.py
+
+# bench/daemon.py in a bench-only venv: sh 1.14.3 as our feed ships it, and
+# huey and APScheduler for the baselines (never dependencies of the daemon).
+BENCH_VENV ?= .venv-bench
+## bench-daemon: the daemon benchmark beside huey and APScheduler (ARGS="--phases work --jobs 20000")
+bench-daemon:
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet "sh==1.14.3" paho-mqtt "huey>=3,<4" "APScheduler>=3.11,<4"
+	$(BENCH_VENV)/bin/python bench/daemon.py $(ARGS)
 
 clean:
 	rm -rf $(RUNDIR) build dist *.egg-info .pytest_cache

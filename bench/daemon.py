@@ -13,11 +13,17 @@ Measured, each beside a baseline taken in the same run:
   (persistent connections, sequential request/answer), polling a finished
   job and a running one (baseline: the same client against a minimal Python
   epoll server that answers a canned line: this machine's floor);
-- RSS during churn: 20,000 jobs of a trivial type ``bench-noop`` registered
-  only here (the daemon runs as ``bench/daemon.py --serve-with-noop``: the real
-  ``pineapple.daemon.main`` plus one job type), sampled after 1,000 / 10,000 /
-  20,000 jobs;
-- for reference, RSS after one real opkg install (``sh`` loaded).
+- issue 15's table, from one daemon whose config declares one job type of
+  its own, ``bench_noop`` (bench/noop_job.py; ``config job_type``): RSS
+  before any job, the first job after start beside the next ones, RSS after
+  one real opkg install (the opkg helper has exited), after 100 real
+  installs, and after 2 x ``--jobs`` installs of already-installed packages
+  over the socket (jobs/s of each round); beside huey's and APScheduler's
+  figures for the same number of no-op tasks (bench/baselines.py; skipped,
+  saying so, when they do not import: ``make bench-daemon`` builds a
+  bench-only venv with them) and a bare interpreter's RSS; then, measured in
+  this process, what reading opkg's status costs per job (cached) beside
+  parsing it, and one submit at ~20,000 records beside one at ~1,000.
 
 Bytecode: this environment sets PYTHONDONTWRITEBYTECODE, so every start would
 compile the package from source (a device ships .pyc files). The bench gives
@@ -25,6 +31,7 @@ every child a private PYTHONPYCACHEPREFIX (warmed once) and also reports the
 start time without any bytecode cache.
 
     .venv/bin/python bench/daemon.py [--quick] [--awake] [--jobs 20000] [--polls 20000] [--idle 10] [--rounds 3]
+        [--phases start,idle,polls,work] [--baseline-python PATH]
 
 This machine is a shared VM. The load average is printed; poll figures are
 the best of ``--rounds`` rounds, each beside a round against the floor server.
@@ -45,42 +52,28 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from pineapple.opkg.helper import LINGER  # noqa: E402
+
 TARGETS = {"ready_ms": 150, "idle_rss_mib": 14, "idle_ticks": 0, "p99_us": 1000, "polls_per_s": 15000,
-           "churn_growth_mib": 1.0}
+           "churn_growth_mib": 1.0, "after_install_mib": 2.0, "after_churn_mib": 2.0, "vs_huey": 2.0,
+           "first_job_ms": 5.0}
+# Installed before the runs: the 2 x N jobs cycle through them (more names than
+# max_queued + workers, so no job is ever a duplicate of an active one).
+CHURN_PACKAGES = [f"c{i:03d}" for i in range(128)]
+CHURN_MAX_QUEUED = 100
+REAL_PACKAGES = [f"r{i:03d}" for i in range(100)]  # really installed, one job each
 
 
 # ============================================================ child modes
-def serve_with_noop(argv: list[str]) -> int:
-    """The real daemon entry point with one more job type (bench only)."""
-    sys.path.insert(0, ROOT)
-    from pineapple.daemon import main as daemon_main
-    from pineapple.daemon import service
-    from pineapple.jobs import Job
-
-    class Noop(Job):
-        job_type = "bench-noop"
-
-        def __init__(self, n: int) -> None:
-            super().__init__()
-            self.n = n
-
-        def params(self) -> dict:
-            return {"n": self.n}
-
-        def do_work(self, logger):
-            logger.info("noop %d", self.n)
-            return {"n": self.n}
-
-    build = service.Daemon._build_registry
-
-    def build_with_noop(self):
-        registry = build(self)
-        registry.register("bench-noop", lambda params: Noop(int(params.get("n", 0))),
-                          "does nothing (bench/daemon.py only)", {"n": "a number"})
-        return registry
-
-    service.Daemon._build_registry = build_with_noop
-    return daemon_main.main(argv)
+NOOP_MODULE = os.path.join(ROOT, "bench")  # bench/noop_job.py, declared in the daemon's config
+NOOP_CONFIG = f"""
+config job_type 'bench_noop'
+    option handler 'noop_job:noop'
+    option description 'does nothing (bench/daemon.py only)'
+    option params '{{"n": 0}}'
+    option path '{NOOP_MODULE}'
+"""
 
 
 def poll_client(path: str, job_id: str, count: int) -> int:
@@ -223,6 +216,11 @@ class Bench:
 
         self.args = args
         self.tmp = tempfile.mkdtemp(prefix="pj-bench-", dir="/tmp")  # AF_UNIX paths must stay short
+        # Journals and huey's database in RAM, as a device keeps its state dir.
+        self.shm = tempfile.mkdtemp(prefix="pj-bench-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+        self.config = os.path.join(self.tmp, "jobd.uci")
+        with open(self.config, "w") as config:
+            config.write(NOOP_CONFIG)
         self.pycache = os.path.join(self.tmp, "pycache")
         self.env = dict(os.environ, PYTHONPYCACHEPREFIX=self.pycache,
                         PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
@@ -230,6 +228,9 @@ class Bench:
         self.runs = 0
         self.procs: list[subprocess.Popen] = []
         self.results: list[tuple[str, bool | None]] = []
+        self.work: dict = {}
+        self.baselines: dict = {}
+        self.bare_rss = 0
 
     # ---------------------------------------------------------- processes
     def python(self, *argv: str, env: dict | None = None, **kw) -> subprocess.Popen:
@@ -237,15 +238,17 @@ class Bench:
         self.procs.append(proc)
         return proc
 
-    def daemon(self, extra: list[str] = (), env: dict | None = None,
-               noop: bool = False) -> tuple[subprocess.Popen, str]:
+    def daemon(self, extra: list[str] = (), env: dict | None = None) -> tuple[subprocess.Popen, str]:
+        """The real ``pineapple-jobd`` (``python -m pineapple.daemon.main``)
+        with the bench's config: one declared job type, ``bench_noop``. Its
+        journal is in RAM (/dev/shm), as on a device."""
         self.runs += 1
         sock = os.path.join(self.tmp, f"d{self.runs}.sock")
-        argv = ["--config", os.devnull, "--socket", sock, "--state-dir", os.path.join(self.tmp, f"state{self.runs}"),
+        argv = ["--config", self.config, "--socket", sock, "--state-dir", os.path.join(self.shm, f"state{self.runs}"),
                 "--opkg-binary", str(self.sandbox.opkg_path), "--opkg-root", str(self.sandbox.root),
                 "--opkg-conf", str(self.sandbox.conf), "--log-level", "warning", *extra]
-        entry = ["bench/daemon.py", "--serve-with-noop"] if noop else ["-m", "pineapple.daemon.main"]
-        proc = self.python(*entry, *argv, env=env, stderr=open(os.path.join(self.tmp, f"d{self.runs}.log"), "w"))
+        proc = self.python("-m", "pineapple.daemon.main", *argv, env=env,
+                           stderr=open(os.path.join(self.tmp, f"d{self.runs}.log"), "w"))
         return proc, sock
 
     @staticmethod
@@ -287,6 +290,7 @@ class Bench:
                 proc.kill()
                 proc.wait()
         shutil.rmtree(self.tmp, ignore_errors=True)
+        shutil.rmtree(self.shm, ignore_errors=True)
 
     # ------------------------------------------------------------- output
     def report(self, name: str, value: str, baseline: str = "", ok: bool | None = None) -> None:
@@ -300,16 +304,16 @@ class Bench:
         sys.path.insert(0, ROOT)
         from devtools.sandbox import PackageSpec, Sandbox
 
-        self.sandbox = Sandbox.create(os.path.join(self.tmp, "sb"), installed=["libc"], packages=[
+        self.sandbox = Sandbox.create(os.path.join(self.tmp, "sb"), installed=["libc", *CHURN_PACKAGES], packages=[
             PackageSpec("libc", "1.2.4-4"), PackageSpec("mylib", "1.0-1", depends=["libc"]),
             PackageSpec("myapp", "1.0-1", depends=["mylib"]), PackageSpec("slowpkg", "1.0-1"),
-            PackageSpec("warmpkg", "1.0-1")])
+            PackageSpec("warmpkg", "1.0-1"), *(PackageSpec(name) for name in CHURN_PACKAGES + REAL_PACKAGES)])
         # Warm the private bytecode cache: every module the daemon imports,
-        # also those it loads on first use (job types, opkg, sh).
-        proc, sock = self.daemon(noop=True)
+        # also those it loads on first use (job types, opkg, the helper, sh).
+        proc, sock = self.daemon()
         self.wait_ready(proc, sock)
         line = Line(sock)
-        for fields in ({"job": "bench-noop"}, {"job": "install", "packages": ["warmpkg"]}):
+        for fields in ({"job": "bench_noop"}, {"job": "install", "packages": ["warmpkg"]}):
             job_id = line.payload({"action": "submit", **fields})["job_id"]
             while not line.payload({"action": "poll_job", "job_id": job_id})["is_complete"]:
                 time.sleep(0.01)
@@ -468,61 +472,230 @@ class Bench:
         line.close()
         self.stop(proc)
 
-    def phase_churn(self) -> None:
-        total = self.args["jobs"]
-        print(f"\nchurn: {total:,} jobs of the bench-only no-op type through the socket")
-        proc, sock = self.daemon(noop=True)
+    # ------------------------------------------------- work (issue 15's table)
+    def phase_work(self) -> None:
+        """One daemon: RSS before any job, the first job, one real install,
+        100 real installs, 2 rounds of N installs of installed packages."""
+        jobs = self.args["jobs"]
+        print(f"\nafter real work (one daemon; sh {self.sh_version()} is what the opkg helper imports)")
+        proc, sock = self.daemon(extra=["--set", f"daemon.max_queued={CHURN_MAX_QUEUED}"])
         self.wait_ready(proc, sock)
+        time.sleep(0.5)
+        idle = self.work["idle"] = rss_kib(proc.pid)
         line = Line(sock)
-        samples = {}
-        marks = sorted({min(1000, total), total // 2, total, *self.args.get("marks", ())})
-        done, started = 0, time.perf_counter()
-        while done < total:
-            batch = min(100, total - done)
-            for n in range(batch):
-                line.send({"action": "submit", "job": "bench-noop", "n": done + n})
-            outstanding = [line.read()["payload"]["job_id"] for _ in range(batch)]
-            while outstanding:
-                for job_id in outstanding:
-                    line.send({"action": "poll_job", "job_id": job_id})
-                answers = [line.read() for _ in outstanding]
-                outstanding = [j for j, a in zip(outstanding, answers)
-                               if a.get("ok") and not a["payload"]["is_complete"]]  # unknown: pruned, so done
-            done += batch
-            if done in marks:
-                samples[done] = rss_kib(proc.pid)
-        elapsed = time.perf_counter() - started
-        stats = line.payload({"action": "stats"})
+        first = self.timed_job(line, ["c000"])
+        following = median([self.timed_job(line, [f"c{i:03d}"]) for i in range(1, 6)])
+        self.report("first job after start (installed package)", f"{first * 1000:.1f} ms",
+                    f"the next ones: {following * 1000:.1f} ms (median of 5)",
+                    first * 1000 <= TARGETS["first_job_ms"])
+        self.run_jobs(line, [{"job": "install", "packages": ["myapp"]}])
+        after_one = rss_kib(proc.pid)
+        self.report("RSS before any job", mib(idle), self.baseline_idle_text())
+        time.sleep(LINGER + 1.0)  # the opkg helper exits once the opkg queue drained
+        one = self.work["one"] = rss_kib(proc.pid)
+        self.report("RSS after one real opkg install", mib(one), f"idle +{mib(one - idle)} (right after the job, "
+                    f"helper still there: +{mib(after_one - idle)}); the helper has exited: "
+                    f"{self.helper_gone(proc.pid)}", (one - idle) / 1024 <= TARGETS["after_install_mib"])
+        started = time.perf_counter()
+        self.run_jobs(line, [{"job": "install", "packages": [name]} for name in REAL_PACKAGES])
+        took = time.perf_counter() - started
+        time.sleep(LINGER + 1.0)
+        hundred = rss_kib(proc.pid)
+        self.report(f"RSS after {len(REAL_PACKAGES)} real installs", mib(hundred),
+                    f"idle +{mib(hundred - idle)} ({took / len(REAL_PACKAGES) * 1000:.0f} ms per install)",
+                    (hundred - idle) / 1024 <= TARGETS["after_install_mib"])
+        rates = []
+        for round_no in (1, 2):
+            before = line.payload({"action": "stats"})["totals"]["submitted"]
+            started = time.perf_counter()
+            self.run_jobs(line, [{"job": "install", "packages": [CHURN_PACKAGES[n % len(CHURN_PACKAGES)]]}
+                                 for n in range(jobs)])
+            rates.append(jobs / (time.perf_counter() - started))
+            stats = line.payload({"action": "stats"})
+            submitted = stats["totals"]["submitted"] - before
+            self.work[f"round{round_no}"] = rss_kib(proc.pid)
+            self.report(f"  round {round_no}: {jobs:,} installs of installed packages",
+                        f"{rates[-1]:,.0f} jobs/s", f"RSS {mib(self.work[f'round{round_no}'])}; {submitted:,} jobs "
+                        f"run (none merged as a duplicate); {stats['threads']} threads")
+        self.work["rates"] = rates
+        churn = self.work["round2"]
+        self.report(f"RSS after 2 x {jobs:,} jobs", mib(churn),
+                    f"idle +{mib(churn - idle)}; after round 1: {mib(self.work['round1'])}",
+                    (churn - idle) / 1024 <= TARGETS["after_churn_mib"])
         line.close()
-        first, last = samples[marks[0]], samples[marks[-1]]
-        for mark in marks:
-            self.report(f"RSS after {mark:,} jobs", mib(samples[mark]), "")
-        self.report(f"RSS growth {marks[0]:,} -> {marks[-1]:,} jobs", mib(last - first),
-                    f"{total / elapsed:,.0f} jobs/s; {stats['threads']} threads; kept {sum(stats['jobs'].values())} "
-                    f"records", (last - first) / 1024 < TARGETS["churn_growth_mib"])
         self.stop(proc)
 
-    def phase_opkg(self) -> None:
-        print("\nfor reference")
-        proc, sock = self.daemon()
-        self.wait_ready(proc, sock)
-        line = Line(sock)
-        job_id = line.payload({"action": "submit", "job": "install", "packages": ["myapp"]})["job_id"]
-        summary = line.payload({"action": "poll_job", "job_id": job_id})
-        while not summary["is_complete"]:
-            time.sleep(0.01)
-            summary = line.payload({"action": "poll_job", "job_id": job_id})
-        line.close()
-        time.sleep(0.3)
-        self.report("RSS after one real opkg install (sh loaded)", mib(rss_kib(proc.pid)),
-                    f"idle before any job: {mib(self.idle_rss)}; job {summary['state']}")
-        self.stop(proc)
+    def timed_job(self, line: Line, packages: list[str]) -> float:
+        """Seconds from submit to a poll that sees it finished (polling flat out)."""
+        started = time.perf_counter()
+        job_id = line.payload({"action": "submit", "job": "install", "packages": packages})["job_id"]
+        while not line.payload({"action": "poll_job", "job_id": job_id})["is_complete"]:
+            pass
+        return time.perf_counter() - started
+
+    def run_jobs(self, line: Line, requests: list[dict]) -> None:
+        """Submit every request (``wait``: a full queue is waited out by the
+        daemon), then wait until the daemon's totals say all finished."""
+        import threading
+
+        base = line.payload({"action": "stats"})["totals"]
+        done_before = base["succeeded"] + base["failed"] + base["cancelled"]
+
+        def send_all() -> None:
+            for request in requests:
+                line.send({"action": "submit", "wait": True, **request})
+
+        writer = threading.Thread(target=send_all)
+        writer.start()
+        answers = [line.read() for _ in requests]
+        writer.join()
+        refused = [a for a in answers if not a.get("ok")]
+        if refused:
+            raise RuntimeError(f"{len(refused)} submits refused, e.g. {refused[0]}")
+        while True:
+            totals = line.payload({"action": "stats"})["totals"]
+            if totals["succeeded"] + totals["failed"] + totals["cancelled"] - done_before >= len(answers):
+                break
+            time.sleep(0.005)
+        if totals["failed"] != base["failed"]:
+            raise RuntimeError(f"{totals['failed'] - base['failed']} jobs failed")
+
+    @staticmethod
+    def helper_gone(pid: int) -> str:
+        children = []
+        for task in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{task}/children") as f:
+                    children += f.read().split()
+            except FileNotFoundError:
+                pass
+        return "yes" if not children else f"NO (children {' '.join(children)})"
+
+    def sh_version(self) -> str:
+        out = subprocess.run([sys.executable, "-c", "import sh; print(sh.__version__)"], capture_output=True,
+                             text=True, env=self.env)
+        return out.stdout.strip() or "(not installed)"
+
+    def baseline_idle_text(self) -> str:
+        parts = [f"bare python {mib(self.bare_rss)}"]
+        huey = self.baselines.get("huey")
+        if huey:
+            parts.append(f"huey consumer {mib(huey['idle'])}")
+        aps = self.baselines.get("apscheduler")
+        if aps:
+            parts.append(f"APScheduler {mib(aps['idle'])}")
+        return ", ".join(parts)
+
+    # ----------------------------------------------------------- baselines
+    def phase_baselines(self) -> None:
+        """huey and APScheduler, in the same run (bench/baselines.py)."""
+        jobs = self.args["jobs"]
+        print(f"\nbaselines (bench/baselines.py, {jobs:,} no-op tasks x 2 rounds each)")
+        self.bare_rss, _ = self.blocked_python("pass")
+        self.report("bare python, idle", mib(self.bare_rss), "")
+        python = self.args["baseline_python"] or sys.executable
+        have = subprocess.run([python, "-c", "import huey, apscheduler"], capture_output=True).returncode == 0
+        if not have:
+            print(f"  (skipped: huey and APScheduler do not import in {python}; `make bench-daemon` builds a "
+                  "bench-only venv with them, or pass --baseline-python)")
+            return
+        db = os.path.join(self.shm, "huey.db")
+        consumer = subprocess.Popen([python, "bench/baselines.py", "huey-consumer", db, "2"], cwd=ROOT,
+                                    stderr=subprocess.DEVNULL)
+        self.procs.append(consumer)
+        time.sleep(1.0)
+        huey = {"idle": rss_kib(consumer.pid), "rates": [], "rss": []}
+        producer = subprocess.Popen([python, "bench/baselines.py", "huey-producer", db, str(jobs)], cwd=ROOT,
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.procs.append(producer)
+        for _ in range(2):
+            huey["rates"].append(json.loads(producer.stdout.readline())["rate"])
+            time.sleep(0.3)
+            huey["rss"].append(rss_kib(consumer.pid))
+            producer.stdin.write("\n")
+            producer.stdin.flush()
+        producer.wait(60)
+        consumer.terminate()
+        consumer.wait(30)
+        self.baselines["huey"] = huey
+        self.report("huey 3 (SqliteHuey in RAM, 2 thread workers)",
+                    " / ".join(f"{r:,.0f}" for r in huey["rates"]) + " tasks/s",
+                    f"RSS idle {mib(huey['idle'])}, after the rounds {' / '.join(mib(r) for r in huey['rss'])}")
+        aps = subprocess.run([python, "bench/baselines.py", "apscheduler", str(jobs)], cwd=ROOT, capture_output=True,
+                             text=True, timeout=600)
+        rows = [json.loads(x) for x in aps.stdout.splitlines()]
+        self.baselines["apscheduler"] = {"idle": rows[0]["rss_kib"]}
+        self.report("APScheduler 3 (in-process, no socket)", " / ".join(f"{r['rate']:,.0f}" for r in rows[1:])
+                    + " jobs/s", f"RSS idle {mib(rows[0]['rss_kib'])}, after the rounds "
+                    f"{' / '.join(mib(r['rss_kib']) for r in rows[1:])}")
+
+    def phase_table(self) -> None:
+        """Issue 15's table: each figure beside its baseline."""
+        work, huey = self.work, self.baselines.get("huey")
+        print("\nsummary (issue 15)")
+        idle = work["idle"]
+        self.report("RSS after the first real opkg install", f"+{mib(work['one'] - idle)} over idle {mib(idle)}",
+                    f"goal <= idle + {TARGETS['after_install_mib']:g} MiB")
+        growth = work["round2"] - idle
+        self.report(f"RSS after 2 x {self.args['jobs']:,} install jobs", f"+{mib(growth)} ({mib(work['round2'])})",
+                    "huey consumer: +" + mib(huey["rss"][-1] - huey["idle"]) if huey else "huey: skipped")
+        ours = max(work["rates"])
+        if huey:
+            theirs = max(huey["rates"])
+            self.report("jobs/s over the socket (best round)", f"{ours:,.0f}",
+                        f"huey {theirs:,.0f} ({ours / theirs:.2f}x)", ours >= TARGETS["vs_huey"] * theirs)
+        else:
+            self.report("jobs/s over the socket (best round)", f"{ours:,.0f}", "huey: skipped")
+        self.phase_in_process()
+
+    def phase_in_process(self) -> None:
+        """What one job's reads and one submit cost, measured in this process."""
+        from pineapple.jobs import Job, JobManager
+        from pineapple.opkg.runner import RunnerSettings
+        from pineapple.opkg.status import installed_packages
+        from pineapple.opkg.system import OpkgSystem
+
+        system = OpkgSystem(RunnerSettings(binary=str(self.sandbox.opkg_path), offline_root=str(self.sandbox.root),
+                                           conf=str(self.sandbox.conf)), clock=lambda: time.time() + 60)
+        names = ["c001", "myapp"]
+        system.which_installed(names)
+        reps = 2000
+        started = time.perf_counter()
+        for _ in range(reps):
+            system.which_installed(names)
+        cached = (time.perf_counter() - started) / reps
+        started = time.perf_counter()
+        for _ in range(reps // 10):
+            installed_packages(system.conf())
+        parsed = (time.perf_counter() - started) / (reps // 10)
+        self.report(f"status read per job ({len(CHURN_PACKAGES) + len(REAL_PACKAGES) + 3} packages)",
+                    f"{cached * 1e6:.0f} us (cached)", f"parsing it: {parsed * 1e6:.0f} us")
+
+        class Parked(Job):
+            def do_work(self, logger):
+                return None
+
+        manager = JobManager("bench", workers=1, max_queued=25000, max_finished=10)
+        costs = {}
+        try:
+            for n in range(20000):
+                job = Parked()
+                started = time.perf_counter()
+                manager.submit(job, hold=True)
+                took = time.perf_counter() - started
+                if 900 <= n < 1000 or 19900 <= n < 20000:
+                    costs.setdefault(n // 1000, []).append(took)
+        finally:
+            manager.shutdown(wait=False)
+        low, high = median(costs[0]) * 1e6, median(costs[19]) * 1e6
+        self.report("submit cost at ~20,000 held records", f"{high:.0f} us", f"at ~1,000: {low:.0f} us")
 
 
 def main(argv: list[str]) -> int:
     args = {"quick": "--quick" in argv, "awake": "--awake" in argv,
-            "jobs": 20000, "polls": 20000, "idle": 10.0, "rounds": 3}
-    for name in ("jobs", "polls", "idle", "rounds"):
+            "jobs": 20000, "polls": 20000, "idle": 10.0, "rounds": 3, "baseline_python": "",
+            "phases": "start,idle,polls,work"}
+    for name in ("jobs", "polls", "idle", "rounds", "baseline_python", "phases"):
         if f"--{name}" in argv:
             args[name] = type(args[name])(argv[argv.index(f"--{name}") + 1])
     if args["quick"]:
@@ -532,11 +705,14 @@ def main(argv: list[str]) -> int:
         print(f"pineapple-jobd daemon benchmark: Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
               f"load average {os.getloadavg()[0]:.2f} at start" + (", --awake" if args["awake"] else ""))
         bench.setup()
-        bench.phase_start()
-        bench.phase_idle()
-        bench.phase_polls()
-        bench.phase_churn()
-        bench.phase_opkg()
+        phases = args["phases"].split(",")
+        for phase in ("start", "idle", "polls"):
+            if phase in phases:
+                getattr(bench, f"phase_{phase}")()
+        if "work" in phases:
+            bench.phase_baselines()
+            bench.phase_work()
+            bench.phase_table()
     finally:
         bench.close()
     missed = [name for name, ok in bench.results if not ok]
@@ -546,8 +722,6 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--serve-with-noop":
-        sys.exit(serve_with_noop(sys.argv[2:]))
     if len(sys.argv) > 1 and sys.argv[1] == "--poll-client":
         sys.exit(poll_client(sys.argv[2], sys.argv[3], int(sys.argv[4])))
     if len(sys.argv) > 1 and sys.argv[1] == "--echo-server":

@@ -10,7 +10,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "pineapple"
-RANK = {"(root)": 0, "errors": 0, "values": 0, "uci": 0, "logger": 0,
+RANK = {"(root)": 0, "errors": 0, "values": 0, "uci": 0, "logger": 0, "record": 0,
         "jobs": 1, "opkg": 2, "api": 3, "mqtt": 4,
         "daemon": 5, "cli": 5, "modules": 5, "helpers": 5}
 

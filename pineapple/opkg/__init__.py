@@ -19,6 +19,7 @@ _EXPORTS = {
     "register_opkg_jobs": "jobs",
     "OpkgSystem": "system",
     "OpkgRunner": "runner",
+    "HelperRunner": "helper",
     "OpkgRun": "runner",
     "RunControl": "runner",
     "RunnerSettings": "runner",

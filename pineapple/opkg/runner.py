@@ -24,11 +24,11 @@ import os
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Callable
 
 from .. import errors
 from ..errors import JobError
+from ..record import Record
 
 OPKG_SERIAL = threading.Lock()  # one opkg process at a time, daemon-wide
 # SIGINT -> SIGTERM: opkg blocks SIGINT while it unpacks one package (so its
@@ -42,27 +42,24 @@ SpawnHook = Callable[[int, int], None]  # (pid, pgid) of a started opkg
 TAG_VARIABLE = "PINEAPPLE_JOBD_RUN"  # a run's tag in opkg's environment (see OpkgRunner.run)
 
 
-@dataclass
-class OpkgRun:
+class OpkgRun(Record):
     """The outcome of one opkg process."""
 
-    argv: list[str]
-    rc: int
-    stdout: list[str]
-    stderr: str
-    seconds: float
-    lock_waits: int = 0
+    def __init__(self, argv: list[str], rc: int, stdout: list[str], stderr: str, seconds: float,
+                 lock_waits: int = 0) -> None:
+        self.argv, self.rc, self.stdout, self.stderr = argv, rc, stdout, stderr
+        self.seconds, self.lock_waits = seconds, lock_waits
 
 
-@dataclass
-class RunnerSettings:
-    binary: str = "opkg"
-    offline_root: str = ""
-    conf: str = ""
-    extra_args: list[str] = field(default_factory=list)
-    timeout: float = 900.0
-    lock_wait: float = 120.0
-    env_path: str = ""
+class RunnerSettings(Record):
+    """How to run opkg (see docs/config.md, ``config opkg``)."""
+
+    def __init__(self, binary: str = "opkg", offline_root: str = "", conf: str = "",
+                 extra_args: list[str] | None = None, timeout: float = 900.0, lock_wait: float = 120.0,
+                 env_path: str = "") -> None:
+        self.binary, self.offline_root, self.conf = binary, offline_root, conf
+        self.extra_args: list[str] = list(extra_args) if extra_args is not None else []
+        self.timeout, self.lock_wait, self.env_path = timeout, lock_wait, env_path
 
 
 def group_exists(pgid: int) -> bool:
@@ -126,6 +123,7 @@ class RunControl:
         self._stopped = threading.Event()
         self._pgid: int | None = None
         self._stopper: threading.Thread | None = None
+        self._forward: Callable[[str], None] | None = None
         self._lock = threading.Lock()
 
     @property
@@ -140,6 +138,9 @@ class RunControl:
                 self.reason = reason
             self._stopped.set()
             self._start_stopper()
+            forward = self._forward
+        if forward is not None:
+            forward(self.reason or reason)
 
     def sleep(self, seconds: float) -> bool:
         """Wait ``seconds`` unless stopped first; True when stopped."""
@@ -162,6 +163,16 @@ class RunControl:
             self._pgid = pgid
             if self.stopped:
                 self._start_stopper()
+
+    def _forward_to(self, forward: Callable[[str], None] | None) -> None:
+        """While set, a stop calls ``forward(reason)`` too (at once if
+        already stopped): the run happens in another process, which stops
+        it (pineapple/opkg/helper.py). None: no more forwarding."""
+        with self._lock:
+            self._forward = forward
+            stopped = self.stopped
+        if forward is not None and stopped:
+            forward(self.reason or "cancelled")
 
     def _detach(self) -> None:
         """After the run's process was reaped: let a stop in progress finish

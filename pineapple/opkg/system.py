@@ -17,8 +17,9 @@ from .. import errors
 from ..errors import JobError
 from .conf import OpkgConf, conf_sources, load_conf
 from .filecache import FileCache
+from .helper import HelperRunner
 from .output import OpkgOutcome, parse_errors, summarize
-from .runner import LineSink, OpkgRun, OpkgRunner, RunControl, RunnerSettings, SpawnHook
+from .runner import LineSink, OpkgRun, RunControl, RunnerSettings, SpawnHook
 from .status import (
     AvailablePackage,
     InstalledPackage,
@@ -40,7 +41,7 @@ class OpkgSystem:
         self.default_dest = dest
         self.lists_max_age = lists_max_age
         self.clock = clock
-        self.runner = OpkgRunner(settings, is_lock_busy)
+        self.runner = HelperRunner(settings, is_lock_busy)  # sh stays out of the daemon
         self._conf = FileCache(self._load_conf, clock)
         self._installed = FileCache(self._load_installed, clock)
 

@@ -15,6 +15,7 @@ from devtools.sandbox import PackageSpec, Sandbox
 from pineapple import errors
 from pineapple.errors import JobError
 from pineapple.opkg import runner as runner_module
+from pineapple.opkg.helper import HelperRunner
 from pineapple.opkg.runner import OpkgRun, OpkgRunner, RunControl, RunnerSettings
 from pineapple.opkg.system import is_lock_busy
 from tests.fixtures.opkgs import opkg_under_test
@@ -31,10 +32,26 @@ from tests.opkg.helpers import (
 RUN_WAIT = 30.0
 
 
-def make_runner(sb: Sandbox, **settings: object) -> OpkgRunner:
+def make_runner(sb: Sandbox, runner_class=OpkgRunner, **settings: object) -> OpkgRunner:
     options: dict = {"binary": opkg_under_test(sb), "offline_root": str(sb.root), "conf": str(sb.conf),
                      "env_path": STANDIN_PATH, "lock_wait": 10.0, "timeout": 60.0, **settings}
-    return OpkgRunner(RunnerSettings(**options), is_lock_busy)
+    return runner_class(RunnerSettings(**options), is_lock_busy)
+
+
+@pytest.fixture(params=[OpkgRunner, HelperRunner], ids=["in-process", "helper"])
+def runner_class(request):
+    """Both runners behave alike: in the daemon's process, and in the helper
+    process the daemon uses (pineapple/opkg/helper.py)."""
+    made: list[OpkgRunner] = []
+
+    def build(*args: object) -> OpkgRunner:
+        made.append(request.param(*args))
+        return made[-1]
+
+    yield build
+    for runner in made:
+        if isinstance(runner, HelperRunner):
+            runner.close()
 
 
 class Background:
@@ -79,8 +96,8 @@ def test_argv_without_root_or_conf_is_just_the_arguments():
     assert RunnerSettings().extra_args == []  # no list shared between settings
 
 
-def test_arguments_reach_opkg_verbatim_never_through_a_shell(sandbox, calls, tmp_path):
-    runner = make_runner(sandbox)
+def test_arguments_reach_opkg_verbatim_never_through_a_shell(sandbox, calls, tmp_path, runner_class):
+    runner = make_runner(sandbox, runner_class)
     marker = tmp_path / "pwned"
     hostile = [f"x; touch {marker}", f"$(touch {marker})", f"`touch {marker}`", "a b", "*", "'"]
     run = runner.run(["status", *hostile], lambda line: None, RunControl())
@@ -106,12 +123,12 @@ exec sleep 60
 """
 
 
-def test_live_output_and_stop_kills_only_our_process_group(sandbox, calls, tmp_path):
+def test_live_output_and_stop_kills_only_our_process_group(sandbox, calls, tmp_path, runner_class):
     # A package whose postinst runs a long child: opkg's own child, in its group.
     pidfile = tmp_path / "postinst.pid"
     sandbox.add_package(PackageSpec("slowpkg", scripts={"postinst": SLOW_POSTINST.format(pidfile=pidfile)}))
     sandbox.run("update", env=sandbox.env(call_log=None), check=True)
-    runner = make_runner(sandbox, extra_args=["--force-postinstall"])
+    runner = make_runner(sandbox, runner_class, extra_args=["--force-postinstall"])
     # Unrelated processes: one in the test's own process group, one in its own session.
     sibling = subprocess.Popen(["sleep", "60"])
     stranger = subprocess.Popen(["sleep", "60"], start_new_session=True)
@@ -203,9 +220,9 @@ def test_stop_process_group_escalates_only_as_far_as_needed(last):
         end_process(proc)
 
 
-def test_on_spawn_gets_the_pid_and_group_before_the_wait(sandbox, calls):
+def test_on_spawn_gets_the_pid_and_group_before_the_wait(sandbox, calls, runner_class):
     seen: list[tuple[int, int, object]] = []
-    run = make_runner(sandbox).run(["list-installed"], lambda line: None, RunControl(), None,
+    run = make_runner(sandbox, runner_class).run(["list-installed"], lambda line: None, RunControl(), None,
                                    lambda pid, pgid: seen.append((pid, pgid, proc_stat(pid))))
     assert run.rc == 0
     pid = calls.pid_of("list-installed")
@@ -240,31 +257,31 @@ def test_no_outcome_before_both_streams_are_drained(tmp_path):
     assert not lost, f"{len(lost)} of {FAST_RUNS} runs lost output, e.g. {lost[0]}"
 
 
-def test_stop_before_the_run_spawns_nothing(sandbox, calls):
+def test_stop_before_the_run_spawns_nothing(sandbox, calls, runner_class):
     control = RunControl()
     control.stop("timeout")
     control.stop("cancelled")  # the first reason sticks
     with pytest.raises(JobError) as caught:
-        make_runner(sandbox).run(["update"], lambda line: None, control)
+        make_runner(sandbox, runner_class).run(["update"], lambda line: None, control)
     assert caught.value.code == errors.TIMEOUT
     assert calls.entries() == []
 
 
-def test_run_timeout_kills_the_process(sandbox, calls, monkeypatch):
+def test_run_timeout_kills_the_process(sandbox, calls, monkeypatch, runner_class):
     monkeypatch.setenv("OPKG_STANDIN_HANG", "download")
     control = RunControl()
     lines: list[str] = []
     with pytest.raises(JobError) as caught:
-        make_runner(sandbox, timeout=0.5).run(["install", "tool-a"], lines.append, control)
+        make_runner(sandbox, runner_class, timeout=0.5).run(["install", "tool-a"], lines.append, control)
     assert caught.value.code == errors.TIMEOUT
     assert control.reason == "timeout"
     wait_until(lambda: not alive(calls.pid_of("install")), what="opkg to die")
     assert any(line.startswith("Downloading ") for line in lines)
 
 
-def test_run_collects_stdout_stderr_and_rc(sandbox, calls):
+def test_run_collects_stdout_stderr_and_rc(sandbox, calls, runner_class):
     lines: list[str] = []
-    run = make_runner(sandbox).run(["install", "nosuchpkg"], lines.append, RunControl())
+    run = make_runner(sandbox, runner_class).run(["install", "nosuchpkg"], lines.append, RunControl())
     assert run.rc == 255
     assert run.stdout == lines == ["Unknown package 'nosuchpkg'."]  # no \r from the pty
     assert run.stderr == "Collected errors:\n * opkg_install_cmd: Cannot install package nosuchpkg.\n"
@@ -272,8 +289,8 @@ def test_run_collects_stdout_stderr_and_rc(sandbox, calls):
 
 
 # ------------------------------------------------------------ the lock
-def test_lock_busy_backs_off_then_gives_up(sandbox, calls):
-    runner = make_runner(sandbox, lock_wait=1.0)
+def test_lock_busy_backs_off_then_gives_up(sandbox, calls, runner_class):
+    runner = make_runner(sandbox, runner_class, lock_wait=1.0)
     with lock_holder(sandbox):
         started = time.monotonic()
         run = runner.run(["install", "tool-a"], lambda line: None, RunControl(), None)
@@ -286,8 +303,8 @@ def test_lock_busy_backs_off_then_gives_up(sandbox, calls):
     assert calls.commands() == ["install"] * (run.lock_waits + 1)
 
 
-def test_lock_wait_retries_until_released(sandbox, calls):
-    runner = make_runner(sandbox, lock_wait=30)
+def test_lock_wait_retries_until_released(sandbox, calls, runner_class):
+    runner = make_runner(sandbox, runner_class, lock_wait=30)
     with lock_holder(sandbox) as holder:
         background = Background(runner, ["install", "tool-a"], RunControl())
         wait_until(lambda: len(background.waits) >= 2, what="two lock waits")
@@ -299,10 +316,10 @@ def test_lock_wait_retries_until_released(sandbox, calls):
     assert "tool-a" in sandbox.installed()
 
 
-def test_cancel_during_the_lock_wait(sandbox, calls):
+def test_cancel_during_the_lock_wait(sandbox, calls, runner_class):
     control = RunControl()
     with lock_holder(sandbox):
-        background = Background(make_runner(sandbox, lock_wait=30), ["install", "tool-a"], control)
+        background = Background(make_runner(sandbox, runner_class, lock_wait=30), ["install", "tool-a"], control)
         wait_until(lambda: background.waits, what="a lock wait")
         control.stop()
         with pytest.raises(JobError) as caught:
@@ -311,12 +328,12 @@ def test_cancel_during_the_lock_wait(sandbox, calls):
 
 
 # ----------------------------------------------------------- no binary
-def test_opkg_not_found(sandbox, calls, tmp_path):
+def test_opkg_not_found(sandbox, calls, tmp_path, runner_class):
     not_executable = tmp_path / "opkg"
     not_executable.write_text("#!/bin/sh\n")
     for binary in (str(tmp_path / "missing" / "opkg"), str(not_executable), "no-such-opkg-binary"):
         with pytest.raises(JobError) as caught:
-            make_runner(sandbox, binary=binary).run(["update"], lambda line: None, RunControl())
+            make_runner(sandbox, runner_class, binary=binary).run(["update"], lambda line: None, RunControl())
         assert caught.value.code == errors.OPKG_NOT_FOUND
         assert binary in str(caught.value)
     assert calls.entries() == []
