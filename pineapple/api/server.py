@@ -200,7 +200,7 @@ class ApiServer:
         self._listen_fd = self._listener.fileno()
         self._epoll.register(self._listen_fd, _EPOLLIN)
         self._epoll.register(self._wake_r, _EPOLLIN)
-        self.service.manager.add_listener(self._on_job_event)
+        self.service.manager.add_listener(self._on_job_event, inline=True)  # it only queues and wakes the loop
 
     def wake_on_signals(self) -> None:
         """Wake the I/O loop whenever the process takes a signal (call on the
@@ -697,7 +697,10 @@ class ApiServer:
 
     def _retry_parked(self) -> None:
         """Submit the waiting requests, oldest first, while there is room."""
+        manager = self.service.manager
         while self._parked:
+            if manager.max_queued is not None and manager.waiting() >= manager.max_queued:
+                return  # still full (what submit would say, without building the job to hear it)
             conn = self._parked[0]
             parked = conn.parked
             try:
@@ -758,7 +761,8 @@ class ApiServer:
                 self._idle_deadline = conn.last_active + self.idle_timeout
 
     def _on_job_event(self, event: JobEvent) -> None:
-        """Listener on the manager's event thread: hand over to the I/O thread."""
+        """Inline listener (on the thread where the event happens): hand over
+        to the I/O thread."""
         if event.kind == REMOVED:
             self._final_answers.pop(event.job_id, None)
         elif self._parked and event.kind == STATE and event.data["state"] not in _WAITING_STATES:

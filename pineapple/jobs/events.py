@@ -4,6 +4,12 @@ Publishing never blocks: events go into a bounded buffer that one
 dispatcher thread drains. A slow listener delays other listeners, never a
 job; a failing one is logged. When the buffer is full the oldest events are
 dropped (and counted) — a listener can always re-read a job's state.
+
+An *inline* listener (``subscribe(listener, inline=True)``) is called on
+the publishing thread instead, in publish order: for a listener that only
+hands the event over (the socket server appends it to a queue and wakes its
+loop), which then costs no thread switch per event. It must be quick and
+never block; the dispatcher thread is started only for the others.
 """
 from __future__ import annotations
 
@@ -40,6 +46,7 @@ class EventBus:
 
     def __init__(self, capacity: int = 10_000, name: str = "pineapple-events") -> None:
         self._listeners: tuple[Listener, ...] = ()
+        self._inline: tuple[Listener, ...] = ()
         self._buffer: deque[JobEvent] = deque()
         self._capacity = capacity
         self._cond = threading.Condition()
@@ -51,11 +58,15 @@ class EventBus:
 
     @property
     def has_listeners(self) -> bool:
-        return bool(self._listeners)
+        return bool(self._listeners or self._inline)
 
-    def subscribe(self, listener: Listener) -> Callable[[], None]:
-        """Add a listener; returns the function that removes it."""
+    def subscribe(self, listener: Listener, inline: bool = False) -> Callable[[], None]:
+        """Add a listener (``inline``: called on the publishing thread, see
+        above); returns the function that removes it."""
         with self._cond:
+            if inline:
+                self._inline = self._inline + (listener,)
+                return lambda: self._unsubscribe(listener)
             self._listeners = self._listeners + (listener,)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._dispatch, name=self._name, daemon=True)
@@ -64,6 +75,8 @@ class EventBus:
 
     def publish(self, event: JobEvent) -> None:
         """Queue ``event`` for the listeners; returns at once."""
+        for listener in self._inline:
+            self._call(listener, event)
         if not self._listeners:
             return
         with self._cond:
@@ -90,6 +103,7 @@ class EventBus:
     def _unsubscribe(self, listener: Listener) -> None:
         with self._cond:
             self._listeners = tuple(x for x in self._listeners if x is not listener)
+            self._inline = tuple(x for x in self._inline if x is not listener)
 
     def _dispatch(self) -> None:
         while True:
@@ -106,7 +120,11 @@ class EventBus:
 
     def _deliver(self, event: JobEvent) -> None:
         for listener in self._listeners:
-            try:
-                listener(event)
-            except Exception:
-                log.exception("job event listener %r failed", listener)
+            self._call(listener, event)
+
+    @staticmethod
+    def _call(listener: Listener, event: JobEvent) -> None:
+        try:
+            listener(event)
+        except Exception:
+            log.exception("job event listener %r failed", listener)

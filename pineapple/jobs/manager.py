@@ -299,11 +299,14 @@ class JobManager:
                 self._drop(job_id)
             return len(done)
 
-    def add_listener(self, listener: Listener) -> Callable[[], None]:
+    def add_listener(self, listener: Listener, inline: bool = False) -> Callable[[], None]:
         """Subscribe to :class:`~pineapple.jobs.events.JobEvent` (state,
         progress, log, removed). Listeners run on one dispatcher thread, never
-        on a job's thread. Returns the function that unsubscribes."""
-        return self.events.subscribe(listener)
+        on a job's thread; an ``inline`` one is called where the event
+        happens (a job's thread, or under the manager's lock): it must only
+        hand the event over, never block or call the manager. Returns the
+        function that unsubscribes."""
+        return self.events.subscribe(listener, inline)
 
     def shutdown(self, wait: bool = True, timeout: float | None = None) -> None:
         """Stop accepting jobs and finish.
@@ -653,17 +656,22 @@ class JobManager:
             job.outcome = state
             job.result, job.error, job.error_code = result, error, code
             job.finished_at = self.clock.time()
-            self._totals[state] += 1
             if state == SUCCEEDED:
                 job.set_progress(1.0)
         self._run_callbacks(job)
         self.logger.info("job %s (%s) %s%s", job.id, job.type, state, f": {code}" if code else "")
         with self._lock:
-            job.is_complete = True
-            self._release_key(job)
-            self._transition(job, state)
-            if job.id in self._jobs:
-                self._track_finished(job.id)
+            self._complete(job, state)
+
+    def _complete(self, job: Job, state: str) -> None:
+        """Lock held: the job is complete; counted in the totals only now, so
+        a client that sees every submitted job counted finds each complete."""
+        job.is_complete = True
+        self._totals[state] += 1
+        self._release_key(job)
+        self._transition(job, state)
+        if job.id in self._jobs:
+            self._track_finished(job.id)
 
     def _run_callbacks(self, job: Job) -> None:
         """Callbacks, then the success or failure hooks; each isolated."""
@@ -694,11 +702,7 @@ class JobManager:
             if job.outcome is None:
                 job.outcome, job.error, job.error_code = FAILED, message, errors.INTERNAL_ERROR
                 job.finished_at = self.clock.time()
-            job.is_complete = True
-            self._release_key(job)
-            self._transition(job, job.outcome)
-            if job.id in self._jobs:
-                self._track_finished(job.id)
+            self._complete(job, job.outcome)
 
     def _interrupt(self, job: Job, why: str) -> None:
         """Close the record of a job that will never run. Lock held."""

@@ -138,7 +138,11 @@ class WorkerPool:
         else:
             self._cond.notify()
 
-    def _release(self, resource: str | None) -> None:
+    def _release(self, resource: str | None, wake: bool = True) -> None:
+        """``resource`` is free: its next job becomes ready. ``wake=False``
+        when the calling worker is about to take a job itself (it finds
+        this one first): waking another thread for it costs a futex wake and
+        a thread switch per job and gains nothing."""
         if resource is None:
             return
         lane = self._lanes.get(resource)
@@ -146,7 +150,8 @@ class WorkerPool:
             self._ready_exclusive.append(lane.popleft())  # the resource passes straight on
             if not lane:
                 del self._lanes[resource]
-            self._wake_worker()
+            if wake:
+                self._wake_worker()
         else:
             self._held.discard(resource)
 
@@ -172,7 +177,7 @@ class WorkerPool:
                             self._busy_general -= 1
                         else:
                             self._busy_exclusive -= 1
-                        self._release(job.resource)
+                        self._release(job.resource, wake=False)  # _next_job takes it first, on this thread
         finally:
             self._retire(threading.current_thread())
 

@@ -6,7 +6,6 @@ it can never name Python code to import.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from ..errors import INVALID_FIELD, MISSING_FIELD, UNKNOWN_JOB_TYPE, JobError
@@ -35,8 +34,7 @@ class Recovery(NamedTuple):
     summary: str
 
 
-@dataclass(frozen=True)
-class JobType:
+class JobType(NamedTuple):
     """A runnable job type: ``factory(params)`` builds the job (and raises
     :class:`JobError` with a stable code for bad parameters); ``recover``,
     when given, finishes or undoes what a job of this type left half done
@@ -45,7 +43,7 @@ class JobType:
     name: str
     description: str
     factory: Callable[[dict], Job]
-    params: dict[str, str] = field(default_factory=dict)  # parameter -> description
+    params: dict[str, str]  # parameter -> description
     recover: Callable[[dict], Recovery] | None = None
 
     def describe(self) -> dict:

@@ -59,7 +59,10 @@ class TimerQueue:
                 return handle
             heapq.heappush(self._heap, (deadline, next(self._seq), handle))
             self._ensure_thread()
-            self._cond.notify()
+            if self._heap[0][2] is handle:
+                # Only a new earliest deadline changes the thread's wait: a
+                # job's timeout is mostly later than those already armed.
+                self._cond.notify()
         return handle
 
     def run_due(self) -> int:

@@ -23,7 +23,9 @@ What opkg-lede does (libopkg/opkg_conf.c, src/opkg-cl.c):
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from pineapple.record import Record
 
 DEFAULT_CONF = "/etc/opkg.conf"
 DEFAULT_CONF_DIR = "/etc/opkg"
@@ -35,8 +37,7 @@ DEFAULT_ARCH_PRIORITY = 10
 _MAX_TOKENS = 4
 
 
-@dataclass(frozen=True)
-class Feed:
+class Feed(NamedTuple):
     """A package source: ``src/gz`` feeds fetch Packages.gz, ``src`` Packages."""
 
     name: str
@@ -44,20 +45,23 @@ class Feed:
     gz: bool
 
 
-@dataclass
-class OpkgConf:
+class OpkgConf(Record):
     """opkg's configuration; paths as written, resolved by the methods.
 
     ``arches`` is empty when no ``arch`` line exists: opkg then accepts
     ``all``, ``noarch`` and the CPU it was built for."""
 
-    feeds: list[Feed] = field(default_factory=list)
-    dests: dict[str, str] = field(default_factory=dict)
-    lists_dir: str = DEFAULT_LISTS_DIR
-    arches: list[tuple[str, int]] = field(default_factory=list)
-    options: dict[str, str] = field(default_factory=dict)
-    offline_root: str | None = None
-    files: list[str] = field(default_factory=list)
+    def __init__(self, feeds: list[Feed] | None = None, dests: dict[str, str] | None = None,
+                 lists_dir: str = DEFAULT_LISTS_DIR, arches: list[tuple[str, int]] | None = None,
+                 options: dict[str, str] | None = None, offline_root: str | None = None,
+                 files: list[str] | None = None) -> None:
+        self.feeds: list[Feed] = feeds if feeds is not None else []
+        self.dests: dict[str, str] = dests if dests is not None else {}
+        self.lists_dir = lists_dir
+        self.arches: list[tuple[str, int]] = arches if arches is not None else []
+        self.options: dict[str, str] = options if options is not None else {}
+        self.offline_root = offline_root
+        self.files: list[str] = files if files is not None else []
 
     def dest_path(self, name: str = DEFAULT_DEST) -> str:
         """Where dest ``name`` lives on this machine; KeyError if unknown."""

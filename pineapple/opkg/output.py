@@ -21,7 +21,7 @@ no regular expressions.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from pineapple.errors import (
     CHECKSUM_MISMATCH,
@@ -34,6 +34,7 @@ from pineapple.errors import (
     SCRIPT_FAILED,
     UNKNOWN_PACKAGE,
 )
+from pineapple.record import Record
 
 # Progress stages reported by parse_progress_line.
 INSTALLING = "installing"
@@ -85,8 +86,7 @@ _NOTICES = (
 _MAX_MESSAGE = 2000
 
 
-@dataclass(frozen=True)
-class ProgressEvent:
+class ProgressEvent(NamedTuple):
     """One stdout line understood: ``stage`` (a constant above), the package
     (or feed, for list downloads) it concerns, and a ``detail``: the version
     for installing/upgrading/up_to_date, the URL for downloading/list_failed,
@@ -98,8 +98,7 @@ class ProgressEvent:
     detail: str | None = None
 
 
-@dataclass(frozen=True)
-class OpkgError:
+class OpkgError(NamedTuple):
     """One error opkg reported. ``code`` is a stable code from
     pineapple.errors, or None for a notice that is not a failure (a kept
     conffile, a duplicate config line). ``message`` keeps opkg's own line(s);
@@ -113,20 +112,19 @@ class OpkgError:
     related: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class OpkgOutcome:
+class OpkgOutcome(Record):
     """What one opkg run amounted to. ``code`` is None when ``ok``;
     ``failures`` maps each failed package to its code; ``dependents`` maps a
     package that could not be removed to the installed packages needing it."""
 
-    ok: bool
-    rc: int
-    code: str | None
-    message: str
-    errors: list[OpkgError] = field(default_factory=list)
-    failures: dict[str, str] = field(default_factory=dict)
-    dependents: dict[str, list[str]] = field(default_factory=dict)
-    suggests_update: bool = False
+    def __init__(self, ok: bool, rc: int, code: str | None, message: str, errors: list[OpkgError] | None = None,
+                 failures: dict[str, str] | None = None, dependents: dict[str, list[str]] | None = None,
+                 suggests_update: bool = False) -> None:
+        self.ok, self.rc, self.code, self.message = ok, rc, code, message
+        self.errors: list[OpkgError] = errors if errors is not None else []
+        self.failures: dict[str, str] = failures if failures is not None else {}
+        self.dependents: dict[str, list[str]] = dependents if dependents is not None else {}
+        self.suggests_update = suggests_update
 
 
 # --------------------------------------------------------------- progress
@@ -276,14 +274,14 @@ def _between(text: str, prefix: str, suffix: str) -> str | None:
 # ----------------------------------------------------------------- errors
 
 
-@dataclass
 class _Item:
     """One error entry of stderr, possibly with folded follow-up entries."""
 
-    function: str | None
-    body: str
-    lines: list[str]
-    entries: list[str] = field(default_factory=list)
+    __slots__ = ("function", "body", "lines", "entries")
+
+    def __init__(self, function: str | None, body: str, lines: list[str]) -> None:
+        self.function, self.body, self.lines = function, body, lines
+        self.entries: list[str] = []
 
 
 def parse_errors(

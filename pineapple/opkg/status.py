@@ -16,9 +16,8 @@ free kilobytes of the dest. required_kb rounds up the same way per package.
 from __future__ import annotations
 
 import os
-import zlib
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from pineapple.opkg.conf import OpkgConf
 
@@ -37,8 +36,7 @@ _DIGITS = "0123456789"
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
-@dataclass(frozen=True)
-class Dependency:
+class Dependency(NamedTuple):
     """One alternative of a Depends entry; ``op`` is one of << <= = >= >> or
     None when there is no version constraint."""
 
@@ -47,8 +45,7 @@ class Dependency:
     version: str | None = None
 
 
-@dataclass(frozen=True)
-class InstalledPackage:
+class InstalledPackage(NamedTuple):
     """A package in a dest's status file. ``state`` is the last word of its
     Status line: ``installed``, or e.g. ``unpacked``/``half-installed`` for
     one whose install or configure did not finish (``unknown`` if the line
@@ -72,8 +69,7 @@ class InstalledPackage:
         return self.state == INSTALLED and self.want != "deinstall"
 
 
-@dataclass(frozen=True)
-class AvailablePackage:
+class AvailablePackage(NamedTuple):
     """A package offered by a feed's downloaded list."""
 
     name: str
@@ -492,6 +488,8 @@ def _read_list(path: str) -> str | None:
 
 
 def _gunzip(data: bytes) -> bytes:
+    import zlib  # only gzip'd lists need it
+
     decompressor = zlib.decompressobj(zlib.MAX_WBITS | 16)
     try:
         return decompressor.decompress(data)
