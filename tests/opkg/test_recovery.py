@@ -149,3 +149,20 @@ def test_the_intent_names_our_opkg_before_it_can_change_anything(sandbox, tmp_pa
         manager.wait(job_id, 30)
         manager.shutdown()
     assert manager.get_job(job_id, False).state == "cancelled"
+
+
+def test_an_install_goes_on_when_the_journal_cannot_take_its_intent_and_says_so(sandbox, tmp_path):
+    from tests.jobs.helpers import FlakyDisk
+
+    manager = JobManager(state_dir=tmp_path / "state")
+    disk = FlakyDisk()
+    manager._journal.writer = disk
+    job_id = manager.submit(InstallDependenciesJob(make_system(sandbox), ["myapp"]), hold=True).job_id
+    disk.fail()  # a full state directory, after the job was accepted
+    manager.release_job(job_id)
+    done = manager.wait(job_id, 60)
+    disk.heal()
+    manager.shutdown()
+    assert done.state == "succeeded" and "myapp" in sandbox.installed()
+    warned = [line for line in done.log if "the journal is failing" in line]
+    assert len(warned) == 1, done.log  # once, however many runs
