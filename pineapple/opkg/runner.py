@@ -257,9 +257,9 @@ class OpkgRunner:
 
         timer = threading.Timer(self.settings.timeout, on_timeout) if self.settings.timeout else None
         try:
-            if on_spawn is not None:
-                on_spawn(process.pid, process.pgid)
             control._attach(process.pgid)
+            if on_spawn is not None:
+                _call_spawn_hook(on_spawn, process)
             if timer is not None:
                 timer.daemon = True
                 timer.start()
@@ -300,6 +300,19 @@ class OpkgRunner:
             if key == "TMPDIR" or key.startswith("OPKG_STANDIN_"):
                 env[key] = value
         return env
+
+
+def _call_spawn_hook(on_spawn: SpawnHook, process) -> None:
+    """``on_spawn(pid, pgid)``; if it raises, this opkg is stopped and reaped
+    before the error goes on, so no run is left going unobserved."""
+    try:
+        on_spawn(process.pid, process.pgid)
+    except BaseException:
+        stopper = threading.Thread(target=stop_process_group, args=(process.pgid,), daemon=True)
+        stopper.start()
+        _wait_drained(process)
+        stopper.join()
+        raise
 
 
 def _wait_drained(process) -> int:

@@ -230,6 +230,20 @@ def test_on_spawn_gets_the_pid_and_group_before_the_wait(sandbox, calls, runner_
     assert seen == [(pid, pid, seen[0][2])] and seen[0][2] is not None and seen[0][2][1] == pid
 
 
+def test_a_failing_on_spawn_stops_and_reaps_its_opkg(sandbox, calls, monkeypatch):
+    monkeypatch.setenv("OPKG_STANDIN_HANG", "lock")
+    spawned: list[int] = []
+
+    def broken(pid: int, pgid: int) -> None:
+        spawned.append(pid)
+        raise RuntimeError("journal full")
+
+    with pytest.raises(RuntimeError):
+        make_runner(sandbox).run(["list-installed"], lambda line: None, RunControl(), None, broken)
+    assert len(spawned) == 1
+    assert proc_stat(spawned[0]) is None  # stopped and reaped, not left running or a zombie
+
+
 # An opkg that, as real opkg does, prints its error block and exits at once.
 FAST_OPKG = r"""#!/bin/sh
 echo "No packages removed."
