@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import subprocess
-from typing import List, Optional, Union
 
 
-def grep_output(command: str, grep_text: str, grep_options: Optional[Union[str, List[str]]] = None) -> bytes:
+def grep_output(command: str, grep_text: str, grep_options: str | list[str] | None = None) -> bytes:
     """The lines of ``command``'s output that ``grep grep_text`` keeps, as bytes.
 
     ``command`` is split on spaces and run without a shell; ``grep_options``

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Tuple
+from typing import Any
 
 VERSION_FILE = "/etc/pineapple/version"
 
@@ -15,7 +15,7 @@ def json_to_bytes(message: Any) -> bytes:
     return json.dumps(message).encode("utf-8")
 
 
-def get_version(path: str = VERSION_FILE) -> Tuple[str, str]:
+def get_version(path: str = VERSION_FILE) -> tuple[str, str]:
     """The firmware's ``(version, build)``: the first two lines of
     ``/etc/pineapple/version`` (a missing line reads as ``""``)."""
     try:

@@ -6,14 +6,13 @@ import os
 import socket
 import urllib.parse
 import urllib.request
-from typing import List, Optional
 
 INTERNET_CHECK_URL = "https://downloads.hak5.org/internet"
 SYS_CLASS_NET = "/sys/class/net"
 
 
-def check_for_internet(url: str = INTERNET_CHECK_URL, timout: float = 10, logger: Optional[logging.Logger] = None,
-                       *, timeout: Optional[float] = None) -> bool:
+def check_for_internet(url: str = INTERNET_CHECK_URL, timout: float = 10, logger: logging.Logger | None = None,
+                       *, timeout: float | None = None) -> bool:
     """True when ``url`` is reachable within ``timout`` seconds (the keyword
     is spelled as in Hak5's library; ``timeout=`` works too).
 
@@ -39,7 +38,7 @@ def check_for_internet(url: str = INTERNET_CHECK_URL, timout: float = 10, logger
         return False
 
 
-def get_interfaces(sys_class_net: str = SYS_CLASS_NET) -> List[str]:
+def get_interfaces(sys_class_net: str = SYS_CLASS_NET) -> list[str]:
     """The network interface names (``/sys/class/net``), sorted; ``lo`` included."""
     try:
         return sorted(os.listdir(sys_class_net))

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Callable, Dict, List, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple
 
 from .. import errors
 from ..errors import JobError
@@ -35,8 +35,8 @@ class Outcome(NamedTuple):
     """What one opkg operation came to, whichever way it ran."""
 
     ok: bool
-    error: Optional[str]  # opkg's text (and ours) when not ok
-    code: Optional[str]  # a stable code from pineapple.errors when not ok
+    error: str | None  # opkg's text (and ours) when not ok
+    code: str | None  # a stable code from pineapple.errors when not ok
     result: Any  # the job's result dict (installed, already_present, rolled_back, ...)
     via: str  # "daemon" or "local"
 
@@ -45,22 +45,22 @@ class OpkgOperation:
     """One install, uninstall or update; :meth:`run` once, :meth:`stop` from
     any thread (the daemon's job is cancelled, or the local opkg stopped)."""
 
-    def __init__(self, kind: str, packages: Optional[List[str]] = None,
-                 logger: Optional[logging.Logger] = None,
-                 on_progress: Optional[Callable[[Optional[float], str], None]] = None, **params: Any) -> None:
+    def __init__(self, kind: str, packages: list[str] | None = None,
+                 logger: logging.Logger | None = None,
+                 on_progress: Callable[[float | None, str], None] | None = None, **params: Any) -> None:
         if kind not in KINDS:
             raise ValueError(f"unknown opkg operation {kind!r}")
         self.kind = kind
-        self.params: Dict[str, Any] = dict(params)
+        self.params: dict[str, Any] = dict(params)
         if kind != "update":
             self.params["packages"] = list(packages or ())
         self.logger = logger or log
         self.on_progress = on_progress  # (fraction or None, message), as the job reports it
         self._lock = threading.Lock()
         self._stop_wanted = False
-        self._daemon_job: Optional[str] = None
+        self._daemon_job: str | None = None
         self._local_job: Any = None
-        self._socket: Optional[str] = None
+        self._socket: str | None = None
 
     def run(self) -> Outcome:
         client = _daemon_client()
@@ -149,7 +149,7 @@ class OpkgOperation:
             return self._stop_wanted
 
 
-def installed_versions(packages: List[str]) -> Dict[str, Optional[str]]:
+def installed_versions(packages: list[str]) -> dict[str, str | None]:
     """The installed version of each package (None: not installed), as
     pineapple-jobd sees it, or read here from opkg's status file."""
     from ..api.protocol import ApiError
@@ -189,7 +189,7 @@ def _cancelled(via: str) -> Outcome:
     return Outcome(False, "cancelled before opkg ran", errors.CANCELLED, None, via)
 
 
-_systems: Dict[tuple, Any] = {}
+_systems: dict[tuple, Any] = {}
 _systems_lock = threading.Lock()
 
 
@@ -211,7 +211,7 @@ def _local_system() -> Any:
         return system
 
 
-def _local_job(kind: str, params: Dict[str, Any]) -> Any:
+def _local_job(kind: str, params: dict[str, Any]) -> Any:
     from ..opkg import jobs
 
     system = _local_system()

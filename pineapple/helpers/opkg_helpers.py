@@ -25,7 +25,7 @@ process when it does not, with the same answers (see
 from __future__ import annotations
 
 import logging
-from typing import List, Optional, Tuple, Union
+from typing import List, Union
 
 from ..errors import JobError
 from ..jobs.job import Job
@@ -37,21 +37,21 @@ __all__ = ["OpkgJob", "check_if_installed", "install_dependency", "uninstall_dep
 Packages = Union[str, List[str]]
 
 
-def update_repository(logger: Optional[logging.Logger] = None) -> Tuple[bool, str]:
+def update_repository(logger: logging.Logger | None = None) -> tuple[bool, str]:
     """Refresh the package lists: ``(True, 'Success')`` or ``(False, why)``."""
     outcome = OpkgOperation("update", logger=logger).run()
     return (True, "Success") if outcome.ok else (False, f"Opkg update failed: {outcome.error}")
 
 
-def check_if_installed(package: str, logger: Optional[logging.Logger] = None) -> bool:
+def check_if_installed(package: str, logger: logging.Logger | None = None) -> bool:
     """True when ``package`` is installed (read from opkg's status: no opkg run).
     An invalid package name raises ValueError."""
     name = _valid_name(package)
     return installed_versions([name]).get(name) is not None
 
 
-def install_dependency(package: str, logger: Optional[logging.Logger] = None,
-                       skip_repo_update: bool = False) -> Tuple[bool, str]:
+def install_dependency(package: str, logger: logging.Logger | None = None,
+                       skip_repo_update: bool = False) -> tuple[bool, str]:
     """Install ``package`` now (blocking): ``(True, 'Package installed
     successfully')``, ``(True, 'Package is already installed')`` or
     ``(False, 'Unable to install package: <opkg's words>')``. With
@@ -65,7 +65,7 @@ def install_dependency(package: str, logger: Optional[logging.Logger] = None,
     return True, "Package installed successfully"
 
 
-def uninstall_dependency(package: str, logger: Optional[logging.Logger] = None) -> Tuple[bool, str]:
+def uninstall_dependency(package: str, logger: logging.Logger | None = None) -> tuple[bool, str]:
     """Remove ``package`` now (blocking), with the dependencies only it
     needed: ``(True, 'Package uninstalled successfully')``, ``(True,
     'Package is not installed')`` or ``(False, 'Unable to uninstall package: ...')``."""
@@ -97,7 +97,7 @@ class OpkgJob(Job[bool]):
         super().__init__()
         self.package = package
         self.install = install
-        self._operation: Optional[OpkgOperation] = None
+        self._operation: OpkgOperation | None = None
 
     def params(self) -> dict:
         return {"package": self.package, "install": bool(self.install)}
@@ -125,11 +125,11 @@ class OpkgJob(Job[bool]):
 
 
 # ------------------------------------------------------------------ internals
-def _install(packages: List[str], skip_repo_update: bool, logger: Optional[logging.Logger]) -> Outcome:
+def _install(packages: list[str], skip_repo_update: bool, logger: logging.Logger | None) -> Outcome:
     return OpkgOperation("install", packages, logger, update="never" if skip_repo_update else "auto").run()
 
 
-def _already(result: object, key: str, packages: List[str]) -> bool:
+def _already(result: object, key: str, packages: list[str]) -> bool:
     return isinstance(result, dict) and sorted(result.get(key) or ()) == sorted(packages)
 
 
@@ -140,7 +140,7 @@ def _valid_name(package: object) -> str:
         raise ValueError(str(exc)) from None
 
 
-def _package_list(package: object) -> List[str]:
+def _package_list(package: object) -> list[str]:
     """A name or a list of names, validated (TypeError for anything else, as
     Hak5's; an invalid name fails the job with ``invalid_package_name``)."""
     if isinstance(package, str):

@@ -35,8 +35,8 @@ def uci_get(key: str) -> str:
     """The value of ``key`` (``uci get``), without its trailing newline.
     A key that does not exist raises :class:`subprocess.CalledProcessError`
     (its ``stderr`` says why)."""
-    done = subprocess.run([_uci(), "get", key], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, check=True, universal_newlines=True)
+    done = subprocess.run([_uci(), "get", key], stdin=subprocess.DEVNULL, capture_output=True,
+                          check=True, text=True)
     return done.stdout[:-1] if done.stdout.endswith("\n") else done.stdout
 
 

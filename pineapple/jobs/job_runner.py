@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, MutableMapping
-from typing import TYPE_CHECKING, Any, List, Tuple
+from typing import TYPE_CHECKING, Any
 
 from .job import Job
 from .state import RUNNING
@@ -103,14 +103,14 @@ class RunnerMap(MutableMapping):
     def __contains__(self, job_id: object) -> bool:
         return job_id in self._manager._jobs
 
-    def keys(self) -> List[str]:  # type: ignore[override]
+    def keys(self) -> list[str]:  # type: ignore[override]
         with self._manager._lock:
             return list(self._manager._jobs)
 
-    def values(self) -> List[JobRunner]:  # type: ignore[override]
+    def values(self) -> list[JobRunner]:  # type: ignore[override]
         return [runner for _, runner in self.items()]
 
-    def items(self) -> List[Tuple[str, JobRunner]]:  # type: ignore[override]
+    def items(self) -> list[tuple[str, JobRunner]]:  # type: ignore[override]
         with self._manager._lock:
             jobs = list(self._manager._jobs.items())
         return [(job_id, JobRunner(job, manager=self._manager)) for job_id, job in jobs]

@@ -14,14 +14,14 @@ from tests.modules.conftest import sandbox, sandbox_template  # noqa: F401  (che
 class OpkgMode:
     """Where the helpers' opkg runs in one test: ``via`` is "daemon" or "local"."""
 
-    def __init__(self, via: str, sandbox: Sandbox, daemon: object = None) -> None:
+    def __init__(self, via: str, sandbox: Sandbox, daemon: object = None) -> None:  # noqa: F811
         self.via = via
         self.sandbox = sandbox
         self.daemon = daemon
 
 
 @pytest.fixture(params=["daemon", "local"])
-def opkg_mode(request: pytest.FixtureRequest, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> OpkgMode:
+def opkg_mode(request: pytest.FixtureRequest, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> OpkgMode:  # noqa: F811  (the fixture imported above)
     """The helpers see a running daemon on ``$PINEAPPLE_JOBD_SOCKET``, or
     nothing listening there and the daemon's opkg settings in the environment
     (as /etc/config/pineapple-jobd would give them on a device)."""

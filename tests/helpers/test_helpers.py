@@ -11,8 +11,8 @@ import threading
 
 import pytest
 
-from pineapple.helpers import get_version, json_to_bytes
 from pineapple.helpers import command_helpers as cmd
+from pineapple.helpers import get_version, json_to_bytes
 from pineapple.helpers import network_helpers as net
 from pineapple.helpers import uci_helpers as uci
 
@@ -73,7 +73,7 @@ def test_grep_output_waits_for_both_processes():
         cmd.grep_output("no-such-command-here", "x")
     # No zombie left behind: every child of this process has been reaped.
     children = subprocess.run(["ps", "-o", "stat=", "--ppid", str(os.getpid())], stdout=subprocess.PIPE,
-                              universal_newlines=True).stdout.split()
+                              text=True).stdout.split()
     assert "Z" not in "".join(children)
 
 

@@ -156,9 +156,12 @@ def test_stop_job_cancels_only_that_install(via, sandbox, start_daemon, monkeypa
     assert manager.stop_job(job_id=job_id) is True
     done = manager.wait(job_id, WAIT)
     assert done.is_complete and not done.was_successful
-    assert (done.state, done.error_code, done.error) == (
+    # The first line says what happened; a second one may list what the
+    # rollback removed (opkg writes its database on SIGINT, so what it had
+    # unpacked by then is known and removed).
+    assert (done.state, done.error_code, done.error.splitlines()[0]) == (
         "cancelled", errors.CANCELLED, "Unable to install myapp: cancelled while running opkg")
-    assert "myapp" not in sandbox.installed()
+    assert not {"myapp", "mylib"} & set(sandbox.installed())
     manager.shutdown()
 
 

@@ -9,8 +9,8 @@ import pytest
 
 from pineapple import errors
 from pineapple.jobs import Job, JobManager
-from pineapple.jobs.job_runner import JobRunner
 from pineapple.jobs.job_manager import JobManager as JobManagerByHak5Path
+from pineapple.jobs.job_runner import JobRunner
 from tests.jobs.helpers import WAIT, BlockingJob, ReturnJob
 
 
@@ -72,7 +72,7 @@ def test_snapshots_survive_pruning_while_iterating():
     for job_id in ids:
         manager.wait(job_id, WAIT)
     seen = []
-    for job_id, runner in manager.jobs.items():
+    for _job_id, runner in manager.jobs.items():
         manager.prune_completed_jobs()  # the dict shrinks under the loop
         seen.append(runner.job.result)
     assert seen == [0, 1, 2, 3, 4] and len(manager.jobs) == 0

@@ -154,7 +154,8 @@ def test_daemon_errors_become_clear_error_answers(sock_dir, serve, daemon):
 
     empty = Module("empty", socket_dir=str(sock_dir), jobd_socket=str(daemon.socket))
     empty.enable_dependency_actions()
-    assert empty.call("dependency_status")["payload"]["all_installed"] is True and empty.call("check_dependencies") == {"payload": True}
+    assert empty.call("dependency_status")["payload"]["all_installed"] is True
+    assert empty.call("check_dependencies") == {"payload": True}
     assert "declares no dependencies" in empty.call("manage_dependencies")["error"]
 
 

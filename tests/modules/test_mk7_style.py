@@ -12,7 +12,7 @@ import pytest
 
 import pineapple.helpers.notification_helpers as notifier
 from tests.conftest import POSTINST_FAIL
-from tests.modules.helpers import WAIT, ask, wait_for
+from tests.modules.helpers import ask, wait_for
 
 STYLE = pathlib.Path(__file__).parent / "mk7style"
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from pineapple.uci import parse_uci
 from pineapple.jobs.schedule.scheduler import ScheduleConfigError, ScheduleDefinition, schedules_from_config
+from pineapple.uci import parse_uci
 
 EXAMPLE = """
 config daemon 'main'

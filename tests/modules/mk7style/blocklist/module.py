@@ -4,8 +4,8 @@ dependency synchronously, inside a request."""
 import logging
 import os
 
-from pineapple.modules import Module, Request
 import pineapple.helpers.opkg_helpers as opkg
+from pineapple.modules import Module, Request
 
 PACKAGE = os.environ.get('BLOCKLIST_PACKAGE', 'tool-b')
 

@@ -8,12 +8,12 @@ import sys
 from datetime import datetime
 from typing import Optional
 
-from pineapple.modules import Module, Request
-from pineapple.helpers.opkg_helpers import OpkgJob
-from pineapple.helpers import opkg_helpers as opkg
 import pineapple.helpers.notification_helpers as notifier
 from pineapple.helpers import network_helpers as net
-from pineapple.jobs import JobManager, Job
+from pineapple.helpers import opkg_helpers as opkg
+from pineapple.helpers.opkg_helpers import OpkgJob
+from pineapple.jobs import Job, JobManager
+from pineapple.modules import Module, Request
 
 PACKAGE = os.environ.get('CAPTURE_PACKAGE', 'myapp')
 HISTORY = pathlib.Path(os.environ.get('CAPTURE_HOME', '/root/.capture'))

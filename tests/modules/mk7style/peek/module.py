@@ -6,9 +6,9 @@ import subprocess
 import sys
 from logging import Logger
 
+from pineapple.jobs import Job, JobManager
 from pineapple.jobs.job import TResult
 from pineapple.modules import Module, Request
-from pineapple.jobs import JobManager, Job
 
 module = Module('peek', logging.DEBUG)
 job_manager = JobManager('peek', logging.DEBUG, module=module)
@@ -42,7 +42,7 @@ def _sniffer_running() -> bool:
 
 @module.on_shutdown()
 def _stop_sniffer(signal: int = None):
-    for jid, runner in job_manager.jobs.items():
+    for _jid, runner in job_manager.jobs.items():
         if isinstance(runner.job, SnifferJob):
             runner.job.stop()
 

@@ -4,11 +4,11 @@ import logging
 import os
 import pathlib
 
-from pineapple.modules import Module, Request
-from pineapple.jobs import JobManager
-from pineapple.helpers.opkg_helpers import OpkgJob
 import pineapple.helpers.command_helpers as cmd
 import pineapple.helpers.opkg_helpers as opkg
+from pineapple.helpers.opkg_helpers import OpkgJob
+from pineapple.jobs import JobManager
+from pineapple.modules import Module, Request
 
 PACKAGES = os.environ.get('PORTAL_PACKAGES', 'myapp tool-a').split()
 STATE = pathlib.Path(os.environ.get('PORTAL_HOME', '/root/.portal'))

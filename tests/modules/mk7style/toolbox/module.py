@@ -3,21 +3,20 @@
 every remaining name of Hak5's library, each behind one action."""
 import logging
 import os
-import signal
 
-from pineapple.modules import Module, Request
-from pineapple.helpers import json_to_bytes, get_version
+import pineapple.helpers.notification_helpers as notifier
+from pineapple.helpers import get_version, json_to_bytes
+from pineapple.helpers import opkg_helpers as opkg
+from pineapple.helpers.command_helpers import grep_output
 from pineapple.helpers.helpers import json_to_bytes as json_to_bytes_by_path
 from pineapple.helpers.network_helpers import check_for_internet
-from pineapple.helpers.command_helpers import grep_output
 from pineapple.helpers.uci_helpers import uci_get, uci_set
-from pineapple.helpers import opkg_helpers as opkg
-import pineapple.helpers.notification_helpers as notifier
-from pineapple.logger import get_logger, PrettyFormatter
-from pineapple.logger.pretty_formatter import PrettyFormatter as PrettyFormatterByPath
 from pineapple.jobs import Job
-from pineapple.jobs.job_runner import JobRunner
 from pineapple.jobs.job_manager import JobManager
+from pineapple.jobs.job_runner import JobRunner
+from pineapple.logger import PrettyFormatter, get_logger
+from pineapple.logger.pretty_formatter import PrettyFormatter as PrettyFormatterByPath
+from pineapple.modules import Module, Request
 
 VERSION_FILE = os.environ.get('TOOLBOX_VERSION_FILE', '/etc/pineapple/version')
 STATE = os.environ.get('TOOLBOX_HOME', '/root/.toolbox')
@@ -69,7 +68,8 @@ module.register_action_handler('fields', _fields)
 
 @module.handles_action('bytes')
 def _bytes(request: Request):
-    return [json_to_bytes({'a': 1}).decode(), json_to_bytes_by_path([1]).decode(), PrettyFormatter is PrettyFormatterByPath]
+    return [json_to_bytes({'a': 1}).decode(), json_to_bytes_by_path([1]).decode(),
+            PrettyFormatter is PrettyFormatterByPath]
 
 
 @module.handles_action('version')
