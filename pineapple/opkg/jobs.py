@@ -43,7 +43,7 @@ from ..jobs.registry import RUN_OPTIONS, JobTypeRegistry, Params, Recovery
 from . import recovery
 from .debris import drop_placeholders, listed_files, placeholders, remove_emptied_dirs
 from .names import validate_package_name, validate_package_names
-from .output import INSTALLING, OpkgOutcome, parse_progress_line
+from .output import INSTALLING, REMOVING, OpkgOutcome, parse_progress_line
 from .progress import CEILING, StepProgress
 from .runner import OpkgRun, RunControl, process_start_time
 from .status import dependency_closure, packages_to_install
@@ -65,6 +65,7 @@ class OpkgJob(Job[dict]):
         self._steps: StepProgress | None = None
         self._intent_unsaved = False  # warned once that the journal did not take an intent
         self._installing: set[str] = set()  # "Installing X" lines of this job's own runs
+        self._removing: set[str] = set()  # "Removing package X" / "X ... orphaned, removing." lines
 
     def stop(self) -> None:
         self._control.stop("timeout" if self.stop_reason == "timeout" else "cancelled")
@@ -109,8 +110,8 @@ class OpkgJob(Job[dict]):
         # carries them at debug level, so a busy device does not flood it.
         self._log(line, logging.DEBUG)
         event = parse_progress_line(line)
-        if event is not None and event.stage == INSTALLING and event.package:
-            self._installing.add(event.package)
+        if event is not None and event.package and event.stage in (INSTALLING, REMOVING):
+            (self._installing if event.stage == INSTALLING else self._removing).add(event.package)
         if event is not None and self._steps is not None:
             step = self._steps.advance(event)
             if step is not None:
@@ -343,7 +344,9 @@ class UninstallDependenciesJob(OpkgJob):
         _, outcome = self._opkg([*flags, "remove", *present], phase="remove")
         after = self.system.installed()
         result["removed"] = [p for p in present if p not in after]
-        result["autoremoved"] = sorted(p for p in before if p not in after and p not in present)
+        # Only what our run removed: another process may remove packages while we wait for the lock.
+        result["autoremoved"] = sorted(p for p in before if p not in after and p not in present
+                                       and p in self._removing)
         self._check_stopped(result)
         left = [p for p in present if p in after]
         if left:

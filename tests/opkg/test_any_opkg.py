@@ -105,12 +105,13 @@ def system_for(sb: Sandbox, binary: str, **settings: object):
 
 class OtherOpkg:
     """Another process (LuCI, a cron script) running ``opkg install NAME``
-    whose postinst waits at the gate, so it holds opkg's lock until opened."""
+    (or ``remove``) whose postinst (prerm) waits at the gate, so it holds
+    opkg's lock until the gate opens."""
 
-    def __init__(self, binary: str, sb: Sandbox, gate: Gate, name: str) -> None:
+    def __init__(self, binary: str, sb: Sandbox, gate: Gate, name: str, command: str = "install") -> None:
         env = sb.env(call_log=None)
         self.gate = gate
-        self.proc = subprocess.Popen(opkg_argv(binary, sb, "--force-postinstall", "install", name), env=env,
+        self.proc = subprocess.Popen(opkg_argv(binary, sb, "--force-postinstall", command, name), env=env,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                      start_new_session=True)
         wait_until(lambda: gate.started.exists() or self.proc.poll() is not None, timeout=30,
@@ -199,6 +200,27 @@ def test_what_another_process_installs_during_the_lock_wait_is_not_ours(root, bi
             assert job.result["installed"] == ["myapp"]
         assert {"holder", "mylib"} <= set(root.installed())
         root.run("remove", "--autoremove", "--force-depends", "holder", "myapp", "mylib", check=True)
+
+
+@pytest.mark.parametrize("binary", OPKGS)
+def test_what_another_process_removes_during_the_lock_wait_is_not_ours(root, binary, manager, gate, other_opkgs):
+    # The other process removes unholder (its prerm waits at the gate, so
+    # it holds the lock); our job uninstalls myapp and its orphan mylib.
+    root.add_package(PackageSpec("unholder", "1.0-1", depends=["libc"], scripts={"prerm": gate.script()}))
+    root.run("update", check=True)
+    system = system_for(root, binary)
+    for _ in range(REPEAT):
+        gate.reset()
+        root.run("install", "unholder", "myapp", check=True)
+        other = OtherOpkg(binary, root, gate, "unholder", command="remove")
+        other_opkgs.append(other)
+        job_id = manager.execute_job(UninstallDependenciesJob(system, ["myapp"]))
+        wait_for_lock_wait(manager, job_id)
+        assert other.finish()[0] == 0
+        job = manager.wait(job_id, JOB_WAIT)
+        assert job.state == "succeeded", job.error
+        assert job.result["removed"] == ["myapp"] and job.result["autoremoved"] == ["mylib"]
+        assert "unholder" not in root.installed()
 
 
 # ======================== cancel and timeout leave the root as it was
