@@ -12,8 +12,10 @@ retained results on the broker (subscribed first, before the records, so a
 device whose state directory was wiped does not apply a roll-out again). A
 crash between the two steps leaves the roll-out ``failed`` with
 ``interrupted``, never applied twice. A job the daemon never started (still
-queued or held when it stopped) ran nothing: the roll-out is ``pending``
-again (``not_started``) and is applied at the record's next delivery.
+queued or held when it stopped) ran nothing, nor did a submission refused
+for want of room: the roll-out is ``pending`` (``not_started``,
+``queue_full``, ``shutting_down``) and is applied at the record's next
+delivery.
 """
 from __future__ import annotations
 
@@ -138,6 +140,10 @@ class RolloutAgent:
                                INVALID_REQUEST)
             answer = actions.handle(self.service, {**job, "action": "submit"})
         except ApiError as exc:
+            if exc.code in _TRANSIENT:  # no room now: pending, applied at the record's next delivery
+                log.warning("MQTT: roll-out %s not applied yet: %s (%s)", rollout_id, exc.message, exc.code)
+                self._decide(rollout_id, {"state": PENDING, "error_code": exc.code, "error": exc.message})
+                return
             log.warning("MQTT: roll-out %s refused: %s (%s)", rollout_id, exc.message, exc.code)
             self._decide(rollout_id, {"state": REFUSED, "error_code": exc.code, "error": exc.message})
             return
@@ -220,8 +226,8 @@ class RolloutAgent:
 
     def _reconcile_one(self, rollout_id: str) -> None:
         result = self._results[rollout_id]
-        if result.get("state") in FINAL_STATES:
-            return
+        if result.get("state") in FINAL_STATES or not _used_up(result):
+            return  # decided, or free for the record's next delivery
         job_id = result.get("job_id")
         job = self.service.manager.get_job(job_id, remove_if_complete=False) if job_id else None
         if job is None:

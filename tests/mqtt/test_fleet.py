@@ -147,3 +147,23 @@ def test_devices_stopped_in_the_middle_of_a_roll_out_finish_it_exactly_once(brok
         assert device.installed("tool-a") == "1.0-1"
         assert device.installs("tool-a") == 1, f"{device.name} installed it {device.installs('tool-a')} times"
     assert busy.daemon.client().poll(blocker)["state"] == "cancelled"
+
+
+def test_a_roll_out_that_finds_the_queue_full_is_pending_and_applied_once_the_device_is_back(broker, fleet_device):
+    device = fleet_device("pine1", "daemon.workers=1", "daemon.max_queued=1", "daemon.shutdown_grace=1",
+                          env={"OPKG_STANDIN_HANG": "download:tool-b"})
+    client = device.daemon.client()
+    blocker = client.install(["tool-b"])["job_id"]
+    wait_until(lambda: client.poll(blocker)["state"] == "running", what="pine1 busy")
+    waiting = client.install(["tool-c"])["job_id"]  # the one place in the queue
+    done = fleet_cli(broker, "--json", "install", "tool-a", "--devices", "pine1", "--wait-timeout", "20")
+    assert done.returncode == 4, done.stdout + done.stderr  # nothing failed; not applied yet
+    run = json.loads(done.stdout)["devices"]["pine1"]
+    assert (run["outcome"], run["error_code"]) == ("pending", "queue_full"), run
+    assert device.installs("tool-a") == 0
+    device.daemon.restart()  # the record comes again on connect: room now
+    later = fleet_cli(broker, "--json", "status", json.loads(done.stdout)["rollout"], "--wait-timeout", "60")
+    assert later.returncode == 0, later.stdout + later.stderr
+    assert json.loads(later.stdout)["devices"]["pine1"]["outcome"] == "succeeded"
+    assert device.installs("tool-a") == 1
+    assert [client.poll(job)["state"] for job in (blocker, waiting)] == ["cancelled", "interrupted"]
