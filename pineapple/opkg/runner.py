@@ -74,7 +74,7 @@ def group_exists(pgid: int) -> bool:
 
 
 def stop_process_group(pgid: int, int_grace: float | None = None, term_grace: float | None = None,
-                       poll: float = _GONE_POLL) -> str | None:
+                       poll: float = _GONE_POLL, hurry: threading.Event | None = None) -> str | None:
     """Stop process group ``pgid`` the way opkg wants to be stopped, and wait.
 
     SIGINT first (opkg writes its status database, then exits 130), SIGTERM
@@ -86,14 +86,18 @@ def stop_process_group(pgid: int, int_grace: float | None = None, term_grace: fl
     Works for any group, not only a child of this process (e.g. an opkg
     orphaned by a crash of the daemon). A group whose leader is our own
     unreaped child stays "there" until that child is waited for, so the
-    caller of a child's group must keep reaping it (sh's wait does)."""
+    caller of a child's group must keep reaping it (sh's wait does).
+
+    ``hurry`` set ends the SIGINT grace at once: the caller saw opkg itself
+    exit (its database is written), so what is left of the group is a
+    maintainer script opkg abandoned, with no reason to be waited for."""
     graces = (INT_GRACE if int_grace is None else int_grace, KILL_GRACE if term_grace is None else term_grace)
     last = None
-    for signum, grace in ((signal.SIGINT, graces[0]), (signal.SIGTERM, graces[1])):
+    for signum, grace, early in ((signal.SIGINT, graces[0], hurry), (signal.SIGTERM, graces[1], None)):
         if not _signal_group(pgid, signum):
             return last
         last = signum.name
-        if _wait_gone(pgid, grace, poll):
+        if _wait_gone(pgid, grace, poll, early):
             return last
     return signal.SIGKILL.name if _signal_group(pgid, signal.SIGKILL) else last
 
@@ -106,10 +110,10 @@ def _signal_group(pgid: int, signum: int) -> bool:
     return True
 
 
-def _wait_gone(pgid: int, seconds: float, poll: float) -> bool:
+def _wait_gone(pgid: int, seconds: float, poll: float, early: threading.Event | None = None) -> bool:
     deadline = time.monotonic() + seconds
     while group_exists(pgid):
-        if time.monotonic() >= deadline:
+        if time.monotonic() >= deadline or (early is not None and early.is_set()):
             return False
         time.sleep(poll)
     return True
@@ -123,6 +127,7 @@ class RunControl:
         self._stopped = threading.Event()
         self._pgid: int | None = None
         self._stopper: threading.Thread | None = None
+        self._leader_gone = threading.Event()
         self._forward: Callable[[str], None] | None = None
         self._lock = threading.Lock()
 
@@ -155,12 +160,14 @@ class RunControl:
     def _start_stopper(self) -> None:  # under self._lock
         if self._pgid is not None and self._stopper is None:
             self._stopper = threading.Thread(target=stop_process_group, args=(self._pgid,),
+                                             kwargs={"hurry": self._leader_gone},
                                              name=f"stop-opkg-{self._pgid}", daemon=True)
             self._stopper.start()
 
     def _attach(self, pgid: int) -> None:
         with self._lock:
             self._pgid = pgid
+            self._leader_gone = threading.Event()
             if self.stopped:
                 self._start_stopper()
 
@@ -177,9 +184,12 @@ class RunControl:
     def _detach(self) -> None:
         """After the run's process was reaped: let a stop in progress finish
         (what is left of the group: a maintainer script's children), so
-        nothing of this run still writes when the caller rolls back."""
+        nothing of this run still writes when the caller rolls back. opkg
+        itself is gone, so that takes SIGTERM (and SIGKILL after
+        KILL_GRACE), not the rest of the SIGINT grace."""
         with self._lock:
             stopper, self._stopper, self._pgid = self._stopper, None, None
+            self._leader_gone.set()
         if stopper is not None:
             stopper.join()
 
