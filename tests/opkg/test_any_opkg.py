@@ -224,29 +224,46 @@ def test_what_another_process_removes_during_the_lock_wait_is_not_ours(root, bin
 
 
 # ======================== cancel and timeout leave the root as it was
+def stop_job(manager: JobManager, clock: FakeClock, job_id: str, how: str):
+    """Cancel the job, or let its (fake-clock) timeout of 60 s expire; the final job."""
+    if how == "cancel":
+        assert manager.cancel_job(job_id)
+    else:
+        clock.advance(61)
+    return manager.wait(job_id, JOB_WAIT)
+
+
+STOPPED = {"cancel": (errors.CANCELLED, "cancelled while running opkg"),
+           "timeout": (errors.TIMEOUT, "timed out while running opkg")}
+
+
 @pytest.mark.parametrize("binary", OPKGS)
-def test_cancel_during_a_slow_postinst_leaves_the_root_as_it_was(root, binary, manager, gate):
+@pytest.mark.parametrize("how", sorted(STOPPED))
+def test_a_stop_during_a_slow_postinst_leaves_the_root_as_it_was(root, binary, manager, clock, gate, how):
+    code, message = STOPPED[how]
     before = tree_snapshot(root.root)
     system = system_for(root, binary, extra_args=["--force-postinstall"])
     for _ in range(REPEAT):
         gate.reset()
-        job_id = manager.execute_job(InstallDependenciesJob(system, ["slowpkg"]))
+        job_id = manager.execute_job(InstallDependenciesJob(system, ["slowpkg"], timeout=60))
         wait_until(lambda: gate.started.exists(), timeout=JOB_WAIT, what="slowpkg's postinst")
         assert root.installed() == {"libc": "1.2.4-4"}  # opkg writes its database at the end only
-        assert manager.cancel_job(job_id)
-        job = manager.wait(job_id, JOB_WAIT)
-        assert job.state == "cancelled" and job.error_code == errors.CANCELLED, job.error
-        assert job.result["failed"] == {"slowpkg": errors.CANCELLED}
+        job = stop_job(manager, clock, job_id, how)
+        assert job.error_code == code, job.error
+        assert job.state == ("cancelled" if how == "cancel" else "failed")
+        assert job.result["failed"] == {"slowpkg": code}
         assert sorted(job.result["rolled_back"]) == ["slowdep", "slowpkg"]
-        assert job.error.startswith("cancelled while running opkg")
+        assert job.error.startswith(message)
         assert "Interrupted. Writing out status database." in job.log  # SIGINT, not SIGTERM
         assert not any("job failed" in line for line in job.log)
         assert snapshot_diff(before, tree_snapshot(root.root)) == {}, root.status_path().read_text()
 
 
 @pytest.mark.parametrize("binary", OPKGS)
-def test_timeout_during_a_download_leaves_the_root_as_it_was(root, binary, manager, clock, tmp_path):
+@pytest.mark.parametrize("how", sorted(STOPPED))
+def test_a_stop_during_a_download_leaves_the_root_as_it_was(root, binary, manager, clock, tmp_path, how):
     # tool-a is unpacked first; the download of tool-b then hangs.
+    code, message = STOPPED[how]
     fake = tmp_path / "fakebin"
     serve_feed_over_fake_http(root, fake, hang_name="tool-b_")
     before = tree_snapshot(root.root)
@@ -258,12 +275,11 @@ def test_timeout_during_a_download_leaves_the_root_as_it_was(root, binary, manag
         wait_until(lambda: (fake / "wget.log").exists()
                    and (fake / "wget.log").read_text().count("tool-b_") == downloads,  # noqa: B023 - used at once
                    timeout=JOB_WAIT, what="the tool-b download")
-        clock.advance(61)  # the job's timeout
-        job = manager.wait(job_id, JOB_WAIT)
-        assert job.error_code == errors.TIMEOUT, job.error
-        assert job.result["failed"] == {"tool-a": errors.TIMEOUT, "tool-b": errors.TIMEOUT}
+        job = stop_job(manager, clock, job_id, how)
+        assert job.error_code == code, job.error
+        assert job.result["failed"] == {"tool-a": code, "tool-b": code}
         assert job.result["rolled_back"] == ["tool-a"]
-        assert job.error.startswith("timed out while running opkg")
+        assert job.error.startswith(message)
         assert not any("job failed" in line for line in job.log)
         assert snapshot_diff(before, tree_snapshot(root.root)) == {}, root.status_path().read_text()
 
