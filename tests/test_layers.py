@@ -1,7 +1,7 @@
 """Imports point down the layers (README.md, Layout): nothing
 below imports from above, not even lazily inside a function.
 
-    base (errors, values, uci, logger) <- jobs <- opkg <- api <- mqtt
+    base (errors, values, uci, logger, workers) <- jobs <- opkg <- api <- mqtt
         <- daemon, cli, modules, helpers (the top: they may use each other)
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "pineapple"
-RANK = {"(root)": 0, "errors": 0, "values": 0, "uci": 0, "logger": 0, "record": 0,
+RANK = {"(root)": 0, "errors": 0, "values": 0, "uci": 0, "logger": 0, "workers": 0, "record": 0,
         "jobs": 1, "opkg": 2, "api": 3, "mqtt": 4,
         "daemon": 5, "cli": 5, "modules": 5, "helpers": 5}
 

@@ -32,7 +32,7 @@ from .clock import SystemClock
 from .events import REMOVED, STATE, EventBus, JobEvent, Listener
 from .job import Job, JobLogger, RecordedJob, error_from_exception
 from .job_runner import RunnerMap
-from .pool import WorkerPool
+from ..workers import WorkerPool
 from .records import record_problem
 from .state import ACTIVE_STATES, CANCELLED, FAILED, HELD, INTERRUPTED, QUEUED, RUNNING, SUCCEEDED
 from .store import RETRY_INTERVAL, JobJournal, UnsavableRecord

@@ -18,8 +18,8 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
+from ..workers import WorkerPool, run_task
 from ..logger import LOG_MAX_BYTES, module_log_handler
-from .pool import WorkerPool
 from .request import Request
 from .server import ModuleError, ModuleSocket, bind_unix_socket
 
@@ -207,7 +207,7 @@ class Module:
             self._started = True
         os.makedirs(self.socket_dir, exist_ok=True)
         listener, inode = bind_unix_socket(self.socket_path, self.logger)
-        pool = WorkerPool(self.max_workers, self.max_pending, f"{self.name}-handler", self.logger)
+        pool = WorkerPool(run_task, size=self.max_workers, name=f"{self.name}-handler", max_pending=self.max_pending)
         served = ModuleSocket(listener, self.answer, pool, self.logger, self.max_request, self.read_timeout)
         with self._lock:
             self._socket = served

@@ -34,7 +34,7 @@ socket therefore sorts connections by what they send:
   A waiter that comes right after its request (the normal case) is
   answered as soon as the answer is ready.
 
-Concurrency: handlers run on a bounded :class:`~.pool.WorkerPool`, so a slow
+Concurrency: handlers run on a bounded :class:`pineapple.workers.WorkerPool`, so a slow
 handler never delays the answers of other requests; each answer goes to its
 own waiter as soon as it is ready (no head-of-line blocking). Pairing is by
 order of connections, which is all the protocol offers: two clients that
@@ -70,7 +70,7 @@ import time
 from collections import deque
 from typing import Callable
 
-from .pool import WorkerPool
+from ..workers import Task, WorkerPool
 
 READ_CHUNK = 65536
 SEND_TIMEOUT = 10.0  # a waiter that does not read its answer for this long is dropped
@@ -265,14 +265,13 @@ class ModuleSocket:
         remaining waiter "shutting down" and close everything. Returns how
         many handlers were still running."""
         self.close_listener()
-        never_started, _ = self.pool.close(0)
-        for _fn, args in never_started:
-            self._done.append((args[0], error_answer("the module is shutting down")))
+        for task in self.pool.close():  # never started
+            self._done.append((task.args[0], error_answer("the module is shutting down")))
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline and (self._outgoing or any(o.answer is None and o.waiter is not None
                                                                      for o in self._owed) or self._done):
             self._turn(self._timeout(min(0.1, max(deadline - time.monotonic(), 0.0))))
-        _, still_running = self.pool.close(0)
+        still_running = self.pool.busy
         for owed in self._owed:
             if owed.waiter is not None and owed.answer is None:
                 owed.answer = error_answer("the module is shutting down")
@@ -393,7 +392,7 @@ class ModuleSocket:
         else:
             self._drop(conn)
         self._owed.append(owed)
-        if answer is None and not self.pool.submit(self._compute, owed, request):
+        if answer is None and not self.pool.offer(Task(self._compute, owed, request)):
             owed.answer = error_answer("the module is busy (too many requests waiting); try again")
         if owed.answer is not None:
             self.log.warning("refused a request: %s", owed.answer.decode("ascii", "replace"))

@@ -4,7 +4,7 @@ import threading
 import pytest
 
 from pineapple.jobs import Job, JobManager
-from pineapple.jobs.pool import WorkerPool
+from pineapple.workers import WorkerPool
 
 from .helpers import WAIT, ReturnJob
 
@@ -78,3 +78,30 @@ def test_an_engine_error_while_running_ends_the_job_with_internal_error():
     assert "TypeError" in job.error
     assert manager.wait(manager.execute_job(ReturnJob(2)), WAIT).result == 2
     manager.shutdown()
+
+
+def test_offer_bounds_the_tasks_waiting_for_a_thread():
+    """Plain calls (the module framework's handlers) on the same pool: two
+    run, two more may wait, the next offer is refused; close() hands back
+    the ones that never started and ``busy`` counts the running ones."""
+    from pineapple.workers import Task, run_task
+
+    release, started, ran = threading.Event(), threading.Semaphore(0), []
+
+    def handler(name):
+        started.release()
+        release.wait(WAIT)
+        ran.append(name)
+
+    pool = WorkerPool(run_task, size=2, name="handler", max_pending=2)
+    assert pool.offer(Task(handler, "a")) and pool.offer(Task(handler, "b"))
+    assert started.acquire(timeout=WAIT) and started.acquire(timeout=WAIT)
+    assert pool.busy == 2
+    assert pool.offer(Task(handler, "c")) and pool.offer(Task(handler, "d"))
+    assert not pool.offer(Task(handler, "e"))  # two already wait
+    never_started = pool.close()
+    assert [task.args for task in never_started] == [("c",), ("d",)]
+    assert not pool.offer(Task(handler, "f"))  # closed
+    release.set()
+    pool.join(WAIT)
+    assert sorted(ran) == ["a", "b"] and pool.busy == 0

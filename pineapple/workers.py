@@ -1,4 +1,6 @@
-"""A bounded pool of worker threads fed by a queue, with exclusive resources.
+"""A bounded pool of worker threads fed by a queue, with exclusive resources:
+the one pool of the library (the engine's jobs, the module framework's
+request handlers). A base module: it imports nothing of pineapple.
 
 Jobs that name the same resource run one at a time, in submission order;
 the others run beside them. A resource is held from the moment its job
@@ -11,6 +13,11 @@ gets a thread of its own. So long jobs (a capture, a sniffer that never
 ends) filling every general thread cannot keep an opkg job waiting, and
 the thread count stays bounded: at most ``size`` plus one per resource in
 use (``opkg`` is usually the only one). Idle threads beyond ``size`` exit.
+
+The pool runs anything with a ``resource`` (None for none) and an ``id``:
+the engine's jobs, and :class:`Task` (a plain call) for the module
+framework's request handlers, which also bound their queue
+(``max_pending``, :meth:`offer`). One pool mechanism for the whole library.
 """
 from __future__ import annotations
 
@@ -18,26 +25,55 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
-from .job import Job
+# Anything with ``resource`` (a name, or None) and ``id``: an engine Job or a Task.
+Work = Any
 
 log = logging.getLogger("pineapple.jobs")
 
 
-class WorkerPool:
-    """Runs ``run(job)`` on at most ``size`` threads, started as work arrives."""
+class Task:
+    """A plain call for the pool: ``fn(*args)``, no resource."""
 
-    def __init__(self, run: Callable[[Job], None], size: int = 2, name: str = "pineapple-worker") -> None:
+    __slots__ = ("fn", "args")
+    resource = None
+
+    def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
+        self.fn, self.args = fn, args
+
+    @property
+    def id(self) -> str:
+        return getattr(self.fn, "__qualname__", repr(self.fn))
+
+    def __call__(self) -> None:
+        self.fn(*self.args)
+
+
+def run_task(task: Task) -> None:
+    """The ``run`` of a pool of :class:`Task`: the call itself."""
+    task()
+
+
+class WorkerPool:
+    """Runs ``run(job)`` on at most ``size`` threads, started as work arrives.
+
+    ``max_pending`` bounds how many jobs without a resource may wait for a
+    thread (None: no bound); only :meth:`offer` applies it."""
+
+    def __init__(self, run: Callable[[Work], None], size: int = 2, name: str = "pineapple-worker",
+                 max_pending: int | None = None) -> None:
         if size < 1:
             raise ValueError("a pool needs at least one worker")
         self._run = run
         self.size = size
+        self.max_pending = max_pending
         self._name = name
-        self._ready: deque[Job] = deque()  # jobs without a resource, ready to run
-        self._ready_exclusive: deque[Job] = deque()  # jobs holding their resource, ready to run
+        self._ready: deque[Work] = deque()  # jobs without a resource, ready to run
+        self._ready_exclusive: deque[Work] = deque()  # jobs holding their resource, ready to run
         self._busy_general = 0  # threads running a job without a resource (at most size)
         self._busy_exclusive = 0  # threads running a job that holds its resource
-        self._lanes: dict[str, deque[Job]] = {}  # waiting jobs behind a busy resource
+        self._lanes: dict[str, deque[Work]] = {}  # waiting jobs behind a busy resource
         self._held: set[str] = set()
         self._cond = threading.Condition()
         self._threads: list[threading.Thread] = []
@@ -45,7 +81,7 @@ class WorkerPool:
         self._started = 0  # workers ever started, for their names
         self._closed = False
 
-    def submit(self, job: Job) -> None:
+    def submit(self, job: Work) -> None:
         """Queue ``job``; it runs when a worker and its resource are free."""
         with self._cond:
             if self._closed:
@@ -55,7 +91,17 @@ class WorkerPool:
             else:
                 self._lanes.setdefault(job.resource, deque()).append(job)
 
-    def withdraw(self, job: Job) -> bool:
+    def offer(self, job: Work) -> bool:
+        """Queue ``job`` unless the pool is closed or ``max_pending`` jobs
+        already wait for a thread; False (nothing queued) then."""
+        with self._cond:
+            waiting = len(self._ready) - max(0, self.size - self._busy_general)
+            if self._closed or (self.max_pending is not None and waiting >= self.max_pending):
+                return False
+            self.submit(job)  # the condition's lock is re-entrant
+            return True
+
+    def withdraw(self, job: Work) -> bool:
         """Take a job that has not started out of the queue (False if it has)."""
         with self._cond:
             lane = self._lanes.get(job.resource or "")
@@ -76,7 +122,7 @@ class WorkerPool:
         with self._cond:
             return len(self._ready) + len(self._ready_exclusive) + sum(len(lane) for lane in self._lanes.values())
 
-    def close(self) -> list[Job]:
+    def close(self) -> list[Work]:
         """Stop taking work; returns the jobs that never started. Running jobs
         finish on their threads, which then exit."""
         with self._cond:
@@ -108,11 +154,17 @@ class WorkerPool:
                 thread.join(timeout)
 
     @property
+    def busy(self) -> int:
+        """Jobs running now."""
+        with self._cond:
+            return self._busy_general + self._busy_exclusive
+
+    @property
     def thread_count(self) -> int:
         return sum(1 for t in self._threads if t.is_alive())
 
     # ----------------------------------------------------------- internals
-    def _make_ready(self, job: Job) -> None:
+    def _make_ready(self, job: Work) -> None:
         if job.resource is not None:
             self._held.add(job.resource)
             self._ready_exclusive.append(job)
@@ -192,7 +244,7 @@ class WorkerPool:
                 log.error("worker %s ended with jobs waiting; starting another", thread.name)
                 self._wake_worker()
 
-    def _next_job(self) -> Job | None:
+    def _next_job(self) -> Work | None:
         with self._cond:
             while True:
                 if self._ready_exclusive:
