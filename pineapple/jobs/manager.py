@@ -28,11 +28,11 @@ from collections.abc import Iterable
 from typing import Any, Callable, NamedTuple
 
 from .. import errors
+from ..workers import WorkerPool
 from .clock import SystemClock
 from .events import REMOVED, STATE, EventBus, JobEvent, Listener
 from .job import Job, JobLogger, RecordedJob, error_from_exception
 from .job_runner import RunnerMap
-from ..workers import WorkerPool
 from .records import record_problem
 from .state import ACTIVE_STATES, CANCELLED, FAILED, HELD, INTERRUPTED, QUEUED, RUNNING, SUCCEEDED
 from .store import RETRY_INTERVAL, JobJournal, UnsavableRecord

@@ -18,8 +18,8 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
-from ..workers import WorkerPool, run_task
 from ..logger import LOG_MAX_BYTES, module_log_handler
+from ..workers import WorkerPool, run_task
 from .request import Request
 from .server import ModuleError, ModuleSocket, bind_unix_socket
 
