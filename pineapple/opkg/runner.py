@@ -7,7 +7,9 @@
   block-buffers; see shared/reference/opkg.md).
 - A run ends when opkg has exited **and** both its streams are read to
   EOF: real opkg prints its ``Collected errors:`` block and exits within a
-  millisecond, so deciding on the exit alone loses the error text.
+  millisecond, so deciding on the exit alone loses the error text. We read
+  them ourselves (:mod:`.streams`): sh stops reading 2 s after the exit,
+  and on a busy device its reader can be further behind than that.
 - Every run from this process holds one lock: the daemon never runs two
   opkg processes at once.
 - When *another* process holds opkg's lock (LuCI, a cron job), the run is
@@ -29,6 +31,7 @@ from typing import Callable
 from .. import errors
 from ..errors import JobError
 from ..record import Record
+from .streams import OutputStreams
 
 OPKG_SERIAL = threading.Lock()  # one opkg process at a time, daemon-wide
 # SIGINT -> SIGTERM: opkg blocks SIGINT while it unpacks one package (so its
@@ -258,7 +261,17 @@ class OpkgRunner:
             on_line(line)
 
         started = time.monotonic()
-        process = self._spawn(argv, take_line, err.append, tag).process
+        streams = OutputStreams()
+        try:
+            process = self._spawn(argv, streams, tag).process
+        except BaseException:
+            streams.close()
+            raise
+        streams.started()
+
+        def drain() -> int:
+            return streams.drain(process, take_line, err.append)
+
         timed_out = threading.Event()
 
         def on_timeout() -> None:
@@ -269,11 +282,11 @@ class OpkgRunner:
         try:
             control._attach(process.pgid)
             if on_spawn is not None:
-                _call_spawn_hook(on_spawn, process)
+                _call_spawn_hook(on_spawn, process, drain)
             if timer is not None:
                 timer.daemon = True
                 timer.start()
-            rc = _wait_drained(process)
+            rc = drain()
         finally:
             if timer is not None:
                 timer.cancel()
@@ -283,7 +296,7 @@ class OpkgRunner:
                            errors.TIMEOUT)
         return OpkgRun([self.settings.binary, *argv], rc, out, "".join(err), time.monotonic() - started)
 
-    def _spawn(self, argv: list[str], out: LineSink, err: LineSink, tag: str | None = None):
+    def _spawn(self, argv: list[str], streams: OutputStreams, tag: str | None = None):
         import sh  # lazy: sh costs ~12 MB RSS and ~90 ms to import
 
         try:
@@ -295,11 +308,12 @@ class OpkgRunner:
         # session is its own process group too, and without a controlling
         # terminal opkg can never stop on reading the daemon's one. stdin is
         # /dev/null, not sh's pipe: that pipe's writer thread polls every
-        # 0.1 s and sh waits for it at the end of each run.
+        # 0.1 s and sh waits for it at the end of each run. stdout and stderr
+        # are descriptors we read ourselves (sh hands them to opkg as they are).
         with open(os.devnull, "rb") as devnull:
-            return command(*argv, _in=devnull, _bg=True, _bg_exc=False, _new_session=True, _tty_out=True,
-                           _out=out, _err=err, _ok_code=range(-256, 256), _env=self._env(tag),
-                           _decode_errors="replace")
+            return command(*argv, _in=devnull, _bg=True, _bg_exc=False, _new_session=True,
+                           _out=streams.child_out, _err=streams.child_err, _ok_code=range(-256, 256),
+                           _env=self._env(tag))
 
     def _env(self, tag: str | None = None) -> dict[str, str]:
         env = {"LC_ALL": "C", "PATH": self.settings.env_path or os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")}
@@ -312,7 +326,7 @@ class OpkgRunner:
         return env
 
 
-def _call_spawn_hook(on_spawn: SpawnHook, process) -> None:
+def _call_spawn_hook(on_spawn: SpawnHook, process, drain: Callable[[], int]) -> None:
     """``on_spawn(pid, pgid)``; if it raises, this opkg is stopped and reaped
     before the error goes on, so no run is left going unobserved."""
     try:
@@ -320,21 +334,9 @@ def _call_spawn_hook(on_spawn: SpawnHook, process) -> None:
     except BaseException:
         stopper = threading.Thread(target=stop_process_group, args=(process.pgid,), daemon=True)
         stopper.start()
-        _wait_drained(process)
+        drain()
         stopper.join()
         raise
-
-
-def _wait_drained(process) -> int:
-    """Wait for opkg to exit and for sh's readers to reach EOF on stdout and
-    stderr; its exit status (-N for a death by signal N, as sh reports it).
-
-    sh's ``OProc.wait()`` does both (``RunningCommand.wait(timeout)`` only
-    waits for the exit). A descendant still holding the streams open (a
-    maintainer script's background child) makes sh stop reading 2 s after
-    the exit: bounded."""
-    code = process.wait()
-    return 255 if code is None else code
 
 
 # ------------------------------------------------- processes by identity

@@ -3,6 +3,7 @@ string), live output through a pty, stopping only our own process group,
 lock-wait backoff, timeouts and a missing binary."""
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -271,6 +272,62 @@ def test_no_outcome_before_both_streams_are_drained(tmp_path):
                 or run.stdout != ["No packages removed."]:
             lost.append((attempt, run.rc, run.stdout, run.stderr))
     assert not lost, f"{len(lost)} of {FAST_RUNS} runs lost output, e.g. {lost[0]}"
+
+
+LATE_LINE_OPKG = """#!/bin/sh
+echo "Installing myapp (1.0) to root..."
+echo "Downloading myapp"
+sleep 0.3
+echo "Configuring myapp."
+echo "a last word on stderr" >&2
+exit 0
+"""
+
+
+def test_the_last_lines_are_kept_when_their_reader_is_slow(tmp_path):
+    """What opkg printed right before it exited is read even when handling
+    the lines before it takes longer than sh's 2 s read-after-exit window
+    (a busy device): the streams are read to the end, not for 2 s."""
+    binary = tmp_path / "opkg"
+    binary.write_text(LATE_LINE_OPKG)
+    binary.chmod(0o755)
+    runner = OpkgRunner(RunnerSettings(binary=str(binary), lock_wait=0, env_path=os.defpath), is_lock_busy)
+    seen: list[str] = []
+
+    def slow_sink(line: str) -> None:
+        seen.append(line)
+        if line.startswith("Downloading"):
+            time.sleep(3.0)  # opkg prints its last line and exits meanwhile
+
+    run = runner.run(["install", "myapp"], slow_sink, RunControl())
+    assert run.rc == 0
+    assert seen == run.stdout == ["Installing myapp (1.0) to root...", "Downloading myapp", "Configuring myapp."]
+    assert run.stderr == "a last word on stderr\n"
+
+
+def test_a_descendant_holding_the_streams_ends_the_run_soon_after_opkg(tmp_path):
+    """A maintainer script's background child that keeps stdout open does
+    not keep the run going: once opkg exited and the streams are silent for
+    QUIET_AFTER_EXIT seconds, the run ends (everything opkg printed kept)."""
+    binary = tmp_path / "opkg"
+    pidfile = tmp_path / "child.pid"
+    binary.write_text(f"#!/bin/sh\necho started\nsleep 30 &\necho $! > {pidfile}\necho done\nexit 0\n")
+    binary.chmod(0o755)
+    runner = OpkgRunner(RunnerSettings(binary=str(binary), lock_wait=0, env_path=os.defpath), is_lock_busy)
+    control = RunControl()
+    finished = threading.Event()
+    result: list[OpkgRun] = []
+    worker = threading.Thread(target=lambda: (result.append(runner.run(["install", "x"], lambda line: None,
+                                                                       control)), finished.set()), daemon=True)
+    worker.start()
+    try:
+        assert finished.wait(20), "the run waited for the background child"
+        assert result[0].rc == 0 and result[0].stdout == ["started", "done"]
+    finally:
+        if pidfile.exists():  # the background child this test's script started, by its pid
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pidfile.read_text()), signal.SIGKILL)
+        worker.join(5)
 
 
 def test_stop_before_the_run_spawns_nothing(sandbox, calls, runner_class):
