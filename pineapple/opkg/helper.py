@@ -18,9 +18,10 @@ in-process (same settings, lock-wait retries, timeout, process group).
   whether the run was stopped (a timeout inside the helper).
 - A stop (cancel, the job's timeout) is forwarded as a request; the helper
   stops its run as the in-process runner would (only opkg's own group).
-- If the daemon dies, the helper's stdin ends and it exits at once, as if
-  opkg had run in the daemon: opkg loses its pty and stops at its next
-  message; the restarted daemon's crash recovery takes it from there.
+- If the daemon dies, the helper's stdin ends: it lets a running opkg
+  finish (stopping opkg half-way is worse), starts no other (no lock-wait
+  retry: ``RunControl.abandon``) and exits. Its output still drains, so
+  opkg never fails on a gone reader.
 
 The helper costs a second interpreter (~10-20 MB) only while opkg runs
 (opkg itself needs a few MB then too); see docs/opkg.md.
@@ -85,8 +86,7 @@ class HelperRunner(OpkgRunner):
                 self._release()
 
     def close(self) -> None:
-        """Let the helper go now (call it between runs: a run in progress
-        would end as if the daemon had died)."""
+        """Let the helper go now (it finishes a run in progress first)."""
         with self._lock:
             helper, self._helper = self._helper, None
             self._cancel_timer()
@@ -276,12 +276,10 @@ def serve(lock_busy: str) -> int:
         worker = threading.Thread(target=_serve_run, args=(request, current[1], out, is_lock_busy))
         worker.start()
     out.ended()  # no acknowledgement comes any more
-    if worker is not None and worker.is_alive():
-        # The daemon died during a run (it retires the helper only between
-        # runs). Go with it, as an in-process run would have: opkg loses its
-        # pty and stops at its next message, and the restarted daemon's
-        # recovery finishes or undoes what it did (pineapple/opkg/recovery.py).
-        os._exit(1)
+    if current is not None:
+        current[1].abandon()  # the running opkg finishes; no retry starts after the daemon's death
+    if worker is not None:
+        worker.join()
     return 0
 
 

@@ -36,9 +36,11 @@ and one line in its error and log; the job stays ``interrupted``.
 from __future__ import annotations
 
 import glob
+import json
 import logging
 import os
 import threading
+import time
 from typing import Any
 
 from ..errors import JobError
@@ -51,10 +53,12 @@ from .system import OpkgSystem
 
 log = logging.getLogger("pineapple.opkg.recovery")
 RUN_LIMIT = 120.0  # seconds recovery's own opkg run may take (at most opkg.timeout)
+TAG_SETTLE = 2.0  # seconds to look for a run known only by its tag
 
 
 def recover(system: OpkgSystem, intent: dict) -> Recovery:
     """Finish what the interrupted opkg job with ``intent`` left half done."""
+    log.info("recovery: intent %s", json.dumps(intent, sort_keys=True))
     stopped = _stop_our_opkg(intent.get("opkg"))
     installed = system.installed()
     op = intent.get("op")
@@ -83,7 +87,7 @@ def _stop_our_opkg(process: Any) -> dict | None:
     if _is_int(pgid) and _is_int(start):
         groups = [pgid] if is_our_group(pgid, start) else []  # else it ended; the pid may be anyone's now
     elif isinstance(tag, str) and tag and pgid is None:
-        groups = tagged_groups(tag)  # the daemon died between spawning opkg and writing its pid down
+        groups = _find_tagged(tag)  # the daemon died between spawning opkg and writing its pid down
     else:
         groups = []  # no start time: it had ended by the time it was written down
     stopped = None
@@ -92,6 +96,18 @@ def _stop_our_opkg(process: Any) -> dict | None:
         if signal_name is not None:
             stopped = {"pgid": group, "signal": signal_name}
     return stopped
+
+
+def _find_tagged(tag: str) -> list[int]:
+    """The run's groups, looked for during TAG_SETTLE seconds: a run forked
+    just before the daemon died may still be on its way to exec opkg (on
+    a loaded CPU, a while); once it is opkg its environment has the tag."""
+    deadline = time.monotonic() + TAG_SETTLE
+    while True:
+        groups = tagged_groups(tag)
+        if groups or time.monotonic() >= deadline:
+            return groups
+        time.sleep(0.05)
 
 
 def _install_leftovers(intent: dict, installed: dict[str, InstalledPackage]) -> tuple[list[str], list[str]]:

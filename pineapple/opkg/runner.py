@@ -132,11 +132,19 @@ class RunControl:
         self._stopper: threading.Thread | None = None
         self._leader_gone = threading.Event()
         self._forward: Callable[[str], None] | None = None
+        self._abandoned = False  # see abandon()
         self._lock = threading.Lock()
 
     @property
     def stopped(self) -> bool:
         return self._stopped.is_set()
+
+    def abandon(self) -> None:
+        """Whoever asked for the run is gone (the daemon died): the opkg
+        process now running may finish (stopping it half-way is worse), but
+        no other starts, not even a lock-wait retry, since nobody would
+        answer for what it did (a restart's recovery has had its look)."""
+        self._abandoned = True
 
     def stop(self, reason: str = "cancelled") -> None:
         """Stop the current run (and any later one) of this job; returns at
@@ -155,10 +163,12 @@ class RunControl:
         return self._stopped.wait(seconds)
 
     def check(self) -> None:
-        """Raise the stop reason as a :class:`JobError` if stopped."""
+        """Raise the stop reason as a :class:`JobError` if stopped (or abandoned)."""
         if self.stopped:
             code = errors.TIMEOUT if self.reason == "timeout" else errors.CANCELLED
             raise JobError(f"opkg run {self.reason}", code)
+        if self._abandoned:
+            raise JobError("opkg run abandoned: the daemon that asked for it is gone", errors.CANCELLED)
 
     def _start_stopper(self) -> None:  # under self._lock
         if self._pgid is not None and self._stopper is None:
@@ -310,10 +320,14 @@ class OpkgRunner:
         # /dev/null, not sh's pipe: that pipe's writer thread polls every
         # 0.1 s and sh waits for it at the end of each run. stdout and stderr
         # are descriptors we read ourselves (sh hands them to opkg as they are).
+        # A tagged run checks, just before it becomes opkg, that the process
+        # that forked it still lives: one whose parent died meanwhile could
+        # otherwise start after the next daemon's recovery looked for it.
+        preexec = _exit_if_orphaned(os.getpid()) if tag else None
         with open(os.devnull, "rb") as devnull:
             return command(*argv, _in=devnull, _bg=True, _bg_exc=False, _new_session=True,
                            _out=streams.child_out, _err=streams.child_err, _ok_code=range(-256, 256),
-                           _env=self._env(tag))
+                           _env=self._env(tag), _preexec_fn=preexec)
 
     def _env(self, tag: str | None = None) -> dict[str, str]:
         env = {"LC_ALL": "C", "PATH": self.settings.env_path or os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")}
@@ -324,6 +338,13 @@ class OpkgRunner:
             if key == "TMPDIR" or key.startswith("OPKG_STANDIN_"):
                 env[key] = value
         return env
+
+
+def _exit_if_orphaned(parent: int) -> Callable[[], None]:
+    def check() -> None:  # in the forked child, before exec: system calls only
+        if os.getppid() != parent:
+            os._exit(255)
+    return check
 
 
 def _call_spawn_hook(on_spawn: SpawnHook, process, drain: Callable[[], int]) -> None:

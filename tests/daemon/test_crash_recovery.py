@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 
+from pineapple.opkg.runner import process_start_time
 from tests.api.helpers import poll, submit, wait_state, wait_until
 from tests.fixtures.device import half_states, live_opkg_runs, unowned_files
 
@@ -125,10 +126,9 @@ def test_kill_during_an_uninstall_finishes_the_removal(start_daemon, sandbox):
     wait_log(daemon, job_id, "Removing package mylib")
     crash_and_restart(daemon, "remove:mylib")
     recovery = poll(daemon.socket, job_id)["result"]["recovery"]
-    # The orphan dies on SIGINT without writing its database (its output has
-    # nowhere to go): myapp is still listed, its files and info gone.
-    assert recovery["op"] == "uninstall" and recovery["removed"] == ["myapp"], recovery
-    assert sandbox.installed() == {"libc": "1.2.4-4", "mylib": "1.0-1"}  # whole: opkg had not begun it
+    # The orphan wrote its database on SIGINT: myapp gone, mylib "deinstall".
+    assert recovery["op"] == "uninstall" and recovery["removed"] == ["mylib"], recovery
+    assert sandbox.installed() == {"libc": "1.2.4-4"}
     assert_device_clean(daemon, sandbox)
 
 
@@ -137,15 +137,55 @@ def test_a_package_another_process_installed_is_never_removed(start_daemon, sand
     job_id = submit(daemon.socket, job="install", packages=["failpkg"])["job_id"]
     wait_log(daemon, job_id, "Configuring failpkg.")
     crash_then_stop_the_orphan_by_hand(daemon)
-    # Its output gone, the orphan died without writing its database:
-    # failpkg's files and info are on disk, unknown to opkg. "LuCI" installs tool-a.
-    assert (sandbox.info_dir() / "failpkg.control").exists() and "failpkg" not in sandbox.installed()
-    assert subprocess.run(sandbox.argv("install", "tool-a"), env=sandbox.env(), capture_output=True,
-                          timeout=60).returncode == 0
+    # "LuCI" installs tool-a (its run configures failpkg again, which fails
+    # again: failpkg stays unpacked).
+    subprocess.run(sandbox.argv("install", "tool-a"), env=sandbox.env(), capture_output=True, timeout=60)
+    assert sandbox.installed() == {"libc": "1.2.4-4", "failpkg": "1.0-1", "tool-a": "1.0-1"}
     daemon.env.pop("OPKG_STANDIN_HANG")
     daemon.start()
     recovery = poll(daemon.socket, job_id)["result"]["recovery"]
     assert recovery["opkg_stopped"] is None  # nothing of ours was left running
-    assert recovery["removed"] == ["failpkg"] and recovery["debris"] == ["failpkg"], recovery
+    assert recovery["removed"] == ["failpkg"]
     assert sandbox.installed() == {"libc": "1.2.4-4", "tool-a": "1.0-1"}
     assert_device_clean(daemon, sandbox)
+
+
+def test_what_an_opkg_that_died_unrecorded_unpacked_is_deleted(start_daemon, sandbox):
+    # The daemon and its opkg helper both die (the OOM killer, say): the
+    # orphan's output has no reader, so opkg dies at its next message
+    # (here the SIGINT notice) without writing its database.
+    daemon = start_daemon(env={"OPKG_STANDIN_HANG": "configure:myapp"})
+    job_id = submit(daemon.socket, job="install", packages=["myapp"])["job_id"]
+    wait_log(daemon, job_id, "Configuring myapp.")
+    helpers = opkg_helpers(daemon.proc.pid)
+    assert helpers, "the daemon runs opkg through its helper"
+    daemon.kill()
+    for pid in helpers:
+        os.kill(pid, signal.SIGKILL)
+    # Dead (or a zombie): its end of opkg's pty is closed.
+    wait_until(lambda: all(process_start_time(pid) is None for pid in helpers), what="the helper to die")
+    for pid in live_opkg_runs(call_log(daemon)):
+        os.killpg(pid, signal.SIGINT)
+    wait_until(lambda: not live_opkg_runs(call_log(daemon)), what="the orphan to die")
+    assert sandbox.installed() == {"libc": "1.2.4-4"} and (sandbox.info_dir() / "myapp.control").exists()
+    daemon.env.pop("OPKG_STANDIN_HANG")
+    daemon.start()
+    recovery = poll(daemon.socket, job_id)["result"]["recovery"]
+    assert recovery["debris"] == ["myapp", "mylib"] and sorted(recovery["removed"]) == ["myapp", "mylib"]
+    assert sandbox.installed() == {"libc": "1.2.4-4"}
+    assert_device_clean(daemon, sandbox)
+
+
+def opkg_helpers(daemon_pid: int) -> list[int]:
+    """The opkg helper processes (pineapple/opkg/helper.py) of one daemon."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                if parent == daemon_pid and b"pineapple.opkg.helper import serve" in cmdline.read():
+                    found.append(int(entry))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found

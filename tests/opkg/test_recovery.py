@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import uuid
 
 from pineapple.jobs import JobManager
@@ -166,3 +167,44 @@ def test_an_install_goes_on_when_the_journal_cannot_take_its_intent_and_says_so(
     assert done.state == "succeeded" and "myapp" in sandbox.installed()
     warned = [line for line in done.log if "the journal is failing" in line]
     assert len(warned) == 1, done.log  # once, however many runs
+
+
+def test_a_tagged_run_whose_daemon_died_before_exec_never_becomes_opkg(tmp_path):
+    from pineapple.opkg.runner import _exit_if_orphaned
+
+    marker = tmp_path / "ran"
+    # preexec checks the parent it was made for: here, a pid that is not ours (as after the daemon died).
+    dead = subprocess.Popen(["touch", str(marker)], preexec_fn=_exit_if_orphaned(os.getpid() + 100000))
+    assert dead.wait(10) == 255 and not marker.exists()
+    alive = subprocess.Popen(["touch", str(marker)], preexec_fn=_exit_if_orphaned(os.getpid()))
+    assert alive.wait(10) == 0 and marker.exists()
+
+
+def test_an_abandoned_run_starts_no_lock_wait_retry(sandbox, calls):
+    # The helper abandons its run when the daemon's end of its input closes.
+    from pineapple.errors import JobError
+    from pineapple.opkg.runner import OpkgRunner, RunControl, RunnerSettings
+    from pineapple.opkg.system import is_lock_busy
+    from tests.opkg.helpers import lock_holder
+
+    runner = OpkgRunner(RunnerSettings(binary=str(sandbox.opkg_path), offline_root=str(sandbox.root),
+                                       conf=str(sandbox.conf), lock_wait=60.0), is_lock_busy)
+    control = RunControl()
+    outcome = []
+    with lock_holder(sandbox):
+        thread = threading.Thread(target=lambda: outcome.append(_run_catching(runner, control)))
+        thread.start()
+        wait_until(lambda: calls.commands().count("install") >= 1, what="the first try")
+        control.abandon()
+        thread.join(30)
+        tries = calls.commands().count("install")
+    assert not thread.is_alive() and isinstance(outcome[0], JobError) and outcome[0].code == "cancelled"
+    assert "abandoned" in str(outcome[0]) and tries <= 2  # at most the try under way when it was abandoned
+    assert calls.commands().count("install") == tries  # and none after
+
+
+def _run_catching(runner, control):
+    try:
+        return runner.run(["install", "tool-a"], lambda line: None, control)
+    except Exception as exc:  # noqa: BLE001 - the test looks at it
+        return exc
