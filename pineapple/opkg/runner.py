@@ -90,8 +90,9 @@ def stop_process_group(pgid: int, int_grace: float | None = None, term_grace: fl
     SIGINT first (opkg writes its status database, then exits 130), SIGTERM
     when the group is still there after ``int_grace`` seconds, SIGKILL after
     ``term_grace`` more; returns once no live process is left in the group
-    (zombies do not count), or right after the SIGKILL. The answer is the last signal's name ("SIGINT", "SIGTERM",
-    "SIGKILL"), or None when the group was already gone.
+    (zombies do not count), or right after the SIGKILL. The answer is the
+    last signal's name ("SIGINT", "SIGTERM", "SIGKILL"), or None when the
+    group was already gone.
 
     Works for any group, not only a child of this process (e.g. an opkg
     orphaned by a crash of the daemon); a child that has exited counts as
