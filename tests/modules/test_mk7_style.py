@@ -107,10 +107,11 @@ def test_portal_module_list_install_and_installing_state(backend, sandbox):
 def test_peek_module_endless_sniffer(backend):
     peek = backend("peek")
     job_id = payload(peek, "start")
-    wait_for(lambda: payload(peek, "status")["running"], what="sniffer running")
+    wait_for(lambda: payload(peek, "status")["sniffing"], what="sniffer process started")
     assert ask(peek.socket, "start") == {"error": "already running"}
     assert payload(peek, "stop") is True
-    wait_for(lambda: payload(peek, "status") == {"running": False, "jobs": 0}, what="sniffer removed")
+    wait_for(lambda: payload(peek, "status") == {"running": False, "jobs": 0, "sniffing": False},
+             what="sniffer removed")
     assert payload(peek, "poll_job", job_id=job_id)["is_complete"] is True
 
 

@@ -60,9 +60,15 @@ def stop(request: Request):
     return True
 
 
+def _sniffing() -> bool:
+    # A job counts as running once registered, before do_work has started
+    # its process: a stop in that window has nothing to terminate yet.
+    return any(isinstance(r.job, SnifferJob) and r.job.proc is not None for r in job_manager.jobs.values())
+
+
 @module.handles_action('status')
 def status(request: Request):
-    return {'running': _sniffer_running(), 'jobs': len(job_manager.jobs)}
+    return {'running': _sniffer_running(), 'jobs': len(job_manager.jobs), 'sniffing': _sniffing()}
 
 
 if __name__ == '__main__':
