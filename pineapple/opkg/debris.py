@@ -1,5 +1,6 @@
 """What opkg's own ``remove`` leaves behind after a rolled-back install:
-the directories the install created, and "not-installed" stanzas.
+the directories the install created, and "not-installed" stanzas; and
+what an opkg that died unrecorded unpacked (:func:`delete_unrecorded`).
 
 opkg lists a package's *files* in ``info/NAME.list`` (no directories) and
 ``remove`` deletes only those, so every directory an install created stays,
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import glob
 import os
 from collections.abc import Iterable, Iterator
 
@@ -25,17 +27,58 @@ def listed_files(conf: OpkgConf, installed: dict[str, InstalledPackage], names: 
     found: list[str] = []
     for name in names:
         package = installed.get(name)
-        if package is None:
-            continue
-        try:
-            with open(os.path.join(conf.info_dir(package.dest), f"{name}.list"),
-                      encoding="utf-8", errors="surrogateescape") as handle:
-                lines = handle.read().splitlines()
-        except OSError:
-            continue
-        # A line is a path as seen on the device (newer opkg may add a tab and a mode).
-        found.extend(conf.host_path(line.split("\t", 1)[0]) for line in lines if line.strip())
+        if package is not None:
+            found.extend(_listed(conf, package.dest, name))
     return found
+
+
+def delete_unrecorded(conf: OpkgConf, names: Iterable[str],
+                      installed: dict[str, InstalledPackage]) -> tuple[list[str], list[str]]:
+    """What an opkg that died without writing its status database (SIGKILL,
+    or a write to an output nobody reads any more) unpacked for ``names``:
+    packages the database does not know whose ``info/NAME.*`` files exist.
+    Deletes the files their ``NAME.list`` names (unless a known package
+    lists them too), then ``info/NAME.*``; returns (the names, the host
+    paths of the files deleted) for :func:`remove_emptied_dirs`."""
+    found = {name: dest for name in names if name not in installed
+             for dest in conf.dest_names() if glob.glob(_info_glob(conf, dest, name))}
+    if not found:
+        return [], []
+    owned = set(listed_files(conf, installed, installed))
+    deleted = []
+    for name, dest in found.items():
+        for path in _listed(conf, dest, name):
+            if path not in owned and _unlink(path):
+                deleted.append(path)
+        for path in glob.glob(_info_glob(conf, dest, name)):
+            _unlink(path)
+    return sorted(found), deleted
+
+
+def _listed(conf: OpkgConf, dest: str, name: str) -> list[str]:
+    try:
+        with open(os.path.join(conf.info_dir(dest), f"{name}.list"),
+                  encoding="utf-8", errors="surrogateescape") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return []
+    # A line is a path as seen on the device (newer opkg may add a tab and a mode).
+    return [conf.host_path(line.split("\t", 1)[0]) for line in lines if line.strip()]
+
+
+def _info_glob(conf: OpkgConf, dest: str, name: str) -> str:
+    return os.path.join(glob.escape(conf.info_dir(dest)), f"{glob.escape(name)}.*")
+
+
+def _unlink(path: str) -> bool:
+    """Delete a file (never a directory); False when it was not there."""
+    try:
+        if os.path.isdir(path) and not os.path.islink(path):
+            return False
+        os.unlink(path)
+        return True
+    except FileNotFoundError:
+        return False
 
 
 def remove_emptied_dirs(conf: OpkgConf, files: Iterable[str]) -> list[str]:

@@ -41,7 +41,7 @@ from ..errors import JobError
 from ..jobs import Job
 from ..jobs.registry import RUN_OPTIONS, JobTypeRegistry, Params, Recovery
 from . import recovery
-from .debris import drop_placeholders, listed_files, placeholders, remove_emptied_dirs
+from .debris import delete_unrecorded, drop_placeholders, listed_files, placeholders, remove_emptied_dirs
 from .names import validate_package_name, validate_package_names
 from .output import INSTALLING, REMOVING, OpkgOutcome, parse_progress_line
 from .progress import CEILING, StepProgress
@@ -87,13 +87,28 @@ class OpkgJob(Job[dict]):
             def on_spawn(pid: int, pgid: int) -> None:
                 self._save_intent(phase, {"tag": tag, "pid": pid, "pgid": pgid, "start": process_start_time(pid)})
 
-        run, outcome = self.system.run(args, self._on_line, control or self._control, self._on_lock_wait,
-                                       on_spawn, tag)
+        try:
+            run, outcome = self.system.run(args, self._on_line, control or self._control, self._on_lock_wait,
+                                           on_spawn, tag)
+        except JobError:
+            if phase is not None:
+                self._stop_left_running()
+            raise
         for line in run.stderr.splitlines():
             self._log(line, logging.WARNING if run.rc else logging.INFO)
         if run.lock_waits:
             self._log(f"waited for opkg's lock {run.lock_waits} time(s)")
         return run, outcome
+
+    def _stop_left_running(self) -> None:
+        """The run ended without its outcome (the opkg helper died, say):
+        its opkg may live on, holding opkg's lock. Stop it as a restart's
+        recovery would (only the group journalled as ours)."""
+        process = (self.intent or {}).get("opkg") or {}
+        stopped = recovery.stop_our_opkg(process, search_tag=False)
+        if stopped is not None:
+            self._log(f"opkg was left running (process group {stopped['pgid']}): stopped it "
+                      f"({stopped['signal']})", logging.WARNING)
 
     def _intent(self, phase: str) -> dict:
         """What a run in ``phase`` may change (see pineapple.opkg.recovery)."""
@@ -260,6 +275,7 @@ class InstallDependenciesJob(OpkgJob):
             if new:
                 result["rolled_back"] = self._roll_back(new, after)
                 result["installed"], result["dependencies"] = [], []
+            result["rolled_back"] += self._delete_unrecorded(after)
             self._drop_placeholders()
         stop = self._stop_code()
         if stop is not None:
@@ -280,6 +296,16 @@ class InstallDependenciesJob(OpkgJob):
         if result["rolled_back"]:
             message += f"\nRolled back: {', '.join(result['rolled_back'])}"
         return JobError(message, code, result)
+
+    def _delete_unrecorded(self, after: dict) -> list[str]:
+        """What a run that died unrecorded unpacked (no status entry, only
+        files and ``info/NAME.*``): deleted, with the directories it made."""
+        conf = self.system.conf()
+        names, files = delete_unrecorded(conf, sorted(self._absent), after)
+        if names:
+            remove_emptied_dirs(conf, files)
+            self._log(f"deleted what opkg unpacked but never recorded: {', '.join(names)}", logging.WARNING)
+        return names
 
     def _drop_placeholders(self) -> None:
         """The "not-installed" stanzas our interrupted or failed runs left."""

@@ -10,8 +10,9 @@ before the daemon takes any request:
    process group, keeping opkg's lock. If the recorded group leader still
    has the recorded start time (a recycled pid never matches) — or, when
    the daemon died before it could write the pid down, if a process
-   carries the run's random tag in its environment — the group gets SIGINT (opkg writes its status database and exits 130), then
-   SIGTERM, then SIGKILL (:func:`~pineapple.opkg.runner.is_our_group`,
+   carries the run's random tag in its environment — the group gets
+   SIGINT (opkg writes its status database and exits 130), then SIGTERM,
+   then SIGKILL (:func:`~pineapple.opkg.runner.is_our_group`,
    :func:`~pineapple.opkg.runner.stop_process_group`).
 2. **Read opkg's status database** and compare it with the intent.
 3. **Undo.** An install removes, with ``opkg remove --force-depends``, the
@@ -35,7 +36,6 @@ and one line in its error and log; the job stays ``interrupted``.
 """
 from __future__ import annotations
 
-import glob
 import json
 import logging
 import os
@@ -45,8 +45,9 @@ from typing import Any
 
 from ..errors import JobError
 from ..jobs.registry import Recovery
-from .names import validate_package_name
 from .conf import OpkgConf
+from .debris import delete_unrecorded, drop_placeholders, listed_files, remove_emptied_dirs
+from .names import validate_package_name
 from .runner import RunControl, is_our_group, stop_process_group, tagged_groups
 from .status import InstalledPackage
 from .system import OpkgSystem
@@ -59,19 +60,27 @@ TAG_SETTLE = 2.0  # seconds to look for a run known only by its tag
 def recover(system: OpkgSystem, intent: dict) -> Recovery:
     """Finish what the interrupted opkg job with ``intent`` left half done."""
     log.info("recovery: intent %s", json.dumps(intent, sort_keys=True))
-    stopped = _stop_our_opkg(intent.get("opkg"))
-    installed = system.installed()
+    stopped = stop_our_opkg(intent.get("opkg"))
+    conf, installed = system.conf(), system.installed()
     op = intent.get("op")
     kept: list[str] = []
     debris: list[str] = []
+    files: list[str] = []
     if op == "install":
-        debris = _remove_debris(system.conf(), _names(intent.get("absent_before")), installed)
+        absent = _names(intent.get("absent_before"))
+        debris, files = delete_unrecorded(conf, absent, installed)
+        if debris:
+            log.warning("recovery: %s unpacked but never recorded by opkg: deleted its files", ", ".join(debris))
         targets, kept = _install_leftovers(intent, installed)
     elif op == "uninstall":
-        targets = _uninstall_leftovers(system.conf(), intent, installed)
+        targets = _uninstall_leftovers(conf, intent, installed)
     else:
         targets = []
+    files += listed_files(conf, installed, targets)  # read before opkg removes the lists
     removed, left = _remove(system, targets) if targets else ([], [])
+    if op == "install":
+        remove_emptied_dirs(conf, files)  # as a rollback leaves the device
+        drop_placeholders(conf, absent)
     removed += [name for name in debris if name not in removed]
     report = {"op": op, "phase": intent.get("phase"), "opkg_stopped": stopped,
               "removed": removed, "left": left, "kept": kept, "debris": debris}
@@ -79,14 +88,17 @@ def recover(system: OpkgSystem, intent: dict) -> Recovery:
 
 
 # ------------------------------------------------------------------ steps
-def _stop_our_opkg(process: Any) -> dict | None:
-    """Stop the interrupted run's process group if it is still ours."""
+def stop_our_opkg(process: Any, search_tag: bool = True) -> dict | None:
+    """Stop the process group of the run ``process`` (an intent's ``opkg``:
+    ``tag``, ``pid``, ``pgid``, ``start``) if it is still ours; what was
+    stopped (``{"pgid", "signal"}``) or None. ``search_tag``: look for a
+    run known only by its tag (see :func:`_find_tagged`)."""
     if not isinstance(process, dict):
         return None  # the run had not begun
     pgid, start, tag = process.get("pgid"), process.get("start"), process.get("tag")
     if _is_int(pgid) and _is_int(start):
         groups = [pgid] if is_our_group(pgid, start) else []  # else it ended; the pid may be anyone's now
-    elif isinstance(tag, str) and tag and pgid is None:
+    elif search_tag and isinstance(tag, str) and tag and pgid is None:
         groups = _find_tagged(tag)  # the daemon died between spawning opkg and writing its pid down
     else:
         groups = []  # no start time: it had ended by the time it was written down
@@ -139,54 +151,6 @@ def _uninstall_leftovers(conf: OpkgConf, intent: dict, installed: dict[str, Inst
     return [name for name in _names(intent.get("scope")) if name in installed and (
         installed[name].want == "deinstall"
         or not os.path.exists(os.path.join(conf.info_dir(installed[name].dest), f"{name}.control")))]
-
-
-def _remove_debris(conf: OpkgConf, names: list[str], installed: dict[str, InstalledPackage]) -> list[str]:
-    """Delete what an opkg that died without writing its database (SIGKILL,
-    SIGTERM, or the SIGPIPE real opkg gets writing its output once the
-    daemon is gone) unpacked for ``names``: packages the status database
-    does not know, whose ``info/NAME.*`` files are there. The files their
-    ``NAME.list`` names go (unless a known package lists them too), then
-    ``info/NAME.*``; directories stay, as opkg leaves them."""
-    found = {name: dest for name in names if name not in installed
-             for dest in conf.dest_names() if glob.glob(_info_glob(conf, dest, name))}
-    if not found:
-        return []
-    owned = _owned_paths(conf, installed)
-    for name, dest in found.items():
-        log.warning("recovery: %s was unpacked but never recorded by opkg: deleting its files", name)
-        for path in _listed_paths(conf, dest, name):
-            if path not in owned:
-                _unlink(conf.host_path(path))
-        for path in glob.glob(_info_glob(conf, dest, name)):
-            _unlink(path)
-    return sorted(found)
-
-
-def _info_glob(conf: OpkgConf, dest: str, name: str) -> str:
-    return os.path.join(glob.escape(conf.info_dir(dest)), f"{glob.escape(name)}.*")
-
-
-def _listed_paths(conf: OpkgConf, dest: str, name: str) -> list[str]:
-    try:
-        with open(os.path.join(conf.info_dir(dest), f"{name}.list"), encoding="utf-8", errors="replace") as listed:
-            return [line.split("\t")[0].strip() for line in listed if line.strip()]
-    except OSError:
-        return []
-
-
-def _owned_paths(conf: OpkgConf, installed: dict[str, InstalledPackage]) -> set[str]:
-    return {path for package in installed.values() for path in _listed_paths(conf, package.dest, package.name)}
-
-
-def _unlink(path: str) -> None:
-    try:
-        if not os.path.isdir(path) or os.path.islink(path):
-            os.unlink(path)
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        log.error("recovery: cannot delete %s: %s", path, exc)
 
 
 def _remove(system: OpkgSystem, names: list[str]) -> tuple[list[str], list[str]]:

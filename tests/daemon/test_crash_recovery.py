@@ -189,3 +189,22 @@ def opkg_helpers(daemon_pid: int) -> list[int]:
         except (OSError, ValueError, IndexError):
             continue
     return found
+
+
+def test_an_opkg_helper_killed_mid_run_leaves_nothing_behind(start_daemon, sandbox):
+    # The daemon lives; its helper dies (the OOM killer): the job fails, the
+    # orphan it leaves is stopped, what it unpacked unrecorded is deleted.
+    daemon = start_daemon(env={"OPKG_STANDIN_HANG": "configure:myapp"})
+    job_id = submit(daemon.socket, job="install", packages=["myapp"])["job_id"]
+    wait_log(daemon, job_id, "Configuring myapp.")
+    [helper] = opkg_helpers(daemon.proc.pid)
+    os.kill(helper, signal.SIGKILL)
+    answer = wait_state(daemon.socket, job_id, {"failed", "succeeded"}, timeout=30)
+    assert answer["state"] == "failed" and answer["error_code"] == "opkg_failed", answer
+    assert sorted(answer["result"]["rolled_back"]) == ["myapp", "mylib"], answer["result"]
+    assert sandbox.installed() == {"libc": "1.2.4-4"}
+    assert_device_clean(daemon, sandbox)
+    daemon.env.pop("OPKG_STANDIN_HANG")
+    daemon.restart()
+    again = submit(daemon.socket, job="install", packages=["myapp"])["job_id"]
+    assert wait_state(daemon.socket, again, {"failed", "succeeded"}, timeout=30)["state"] == "succeeded"

@@ -97,12 +97,12 @@ def test_debris_of_an_opkg_that_died_unrecorded_is_deleted_and_nothing_else(sand
     # As if opkg had died before writing the database: myapp on disk, not in the status file.
     stanzas = status.read_text().split("\n\n")
     status.write_text("\n\n".join(s for s in stanzas if "Package: myapp\n" not in s))
-    (sandbox.root / "usr/bin").mkdir(exist_ok=True)
     recovery = recover(make_system(sandbox), {"op": "install", "phase": "install", "packages": ["myapp"],
                                               "atomic": True, "absent_before": ["myapp", "tool-b"], "opkg": None})
     assert recovery.report["debris"] == ["myapp"] and recovery.report["removed"] == ["myapp"]
     assert not (sandbox.root / "usr/bin/myapp").exists() and not list(sandbox.info_dir().glob("myapp.*"))
-    assert (sandbox.root / "usr/bin").is_dir()  # directories stay, as opkg leaves them
+    assert not (sandbox.root / "usr/bin").exists()  # emptied directories go, as after a rollback
+    assert (sandbox.root / "usr/share/mylib").is_dir()
     assert sorted(sandbox.installed()) == ["libc", "mylib", "tool-a"]
     assert (sandbox.root / "usr/share/tool-a/README").exists()
 
