@@ -157,7 +157,7 @@ def run(config, reload_config=None) -> int:
         daemon.close()
         return 1
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda num, _frame: daemon.request_stop(signal.Signals(num).name))
+        signal.signal(signum, lambda num, _frame: _on_loop(daemon, daemon.request_stop, signal.Signals(num).name))
     for reason in early_stops[:2]:
         daemon.request_stop(reason)
     journal = daemon.manager.journal_status()["state"]
@@ -169,6 +169,14 @@ def run(config, reload_config=None) -> int:
     finally:
         daemon.close()
     return 0
+
+
+def _on_loop(daemon, action, *args) -> None:
+    """What a signal handler does: hand ``action`` to the I/O loop, nothing
+    more. Python runs a handler inside whatever the main thread was doing,
+    a write to stderr included; a handler that logged there would write
+    re-entrantly, fail, and its stop would be lost."""
+    daemon.server.call_soon(lambda: action(*args))
 
 
 def _print_config(config) -> int:

@@ -87,7 +87,8 @@ class Daemon:
 
     def request_stop(self, reason: str = "signal") -> None:
         """First call: drain and stop; second call: cancel running jobs now.
-        Safe to call from a signal handler."""
+        Any thread; not a signal handler (it logs): the daemon's handlers
+        hand it to the I/O loop (``call_soon``)."""
         if self._draining is None:
             log.info("stopping (%s): finishing running jobs for up to %gs",
                      reason, self.config.daemon.shutdown_grace)
