@@ -518,6 +518,11 @@ class Bench:
                         f"{rates[-1]:,.0f} jobs/s", f"RSS {mib(self.work[f'round{round_no}'])}; {submitted:,} jobs "
                         f"run (none merged as a duplicate); {stats['threads']} threads")
         self.work["rates"] = rates
+        started = time.perf_counter()
+        self.run_jobs(line, [{"job": "bench_noop", "n": n} for n in range(jobs)])
+        self.work["noop_rate"] = jobs / (time.perf_counter() - started)
+        self.report(f"  then {jobs:,} jobs of the declared no-op type", f"{self.work['noop_rate']:,.0f} jobs/s",
+                    f"RSS {mib(rss_kib(proc.pid))} (bench_noop: config job_type, 2 workers in parallel)")
         churn = self.work["round2"]
         self.report(f"RSS after 2 x {jobs:,} jobs", mib(churn),
                     f"idle +{mib(churn - idle)}; after round 1: {mib(self.work['round1'])}",
@@ -644,6 +649,8 @@ class Bench:
             theirs = max(huey["rates"])
             self.report("jobs/s over the socket (best round)", f"{ours:,.0f}",
                         f"huey {theirs:,.0f} ({ours / theirs:.2f}x)", ours >= TARGETS["vs_huey"] * theirs)
+            self.report("  no-op jobs/s over the socket", f"{work['noop_rate']:,.0f}",
+                        f"huey's no-op tasks {theirs:,.0f} ({work['noop_rate'] / theirs:.2f}x)")
         else:
             self.report("jobs/s over the socket (best round)", f"{ours:,.0f}", "huey: skipped")
         self.phase_in_process()
