@@ -8,9 +8,8 @@ import os
 import signal
 import subprocess
 
-from pineapple.opkg.runner import process_start_time
 from tests.api.helpers import poll, submit, wait_state, wait_until
-from tests.fixtures.device import half_states, live_opkg_runs, unowned_files
+from tests.fixtures.device import half_states, has_exited, live_opkg_runs, unowned_files
 
 
 def call_log(daemon):
@@ -162,8 +161,9 @@ def test_what_an_opkg_that_died_unrecorded_unpacked_is_deleted(start_daemon, san
     daemon.kill()
     for pid in helpers:
         os.kill(pid, signal.SIGKILL)
-    # Dead (or a zombie): its end of opkg's pty is closed.
-    wait_until(lambda: all(process_start_time(pid) is None for pid in helpers), what="the helper to die")
+    # Every thread of it gone through exit: its end of opkg's pty is closed
+    # (a zombie leader alone is not enough, see has_exited).
+    wait_until(lambda: all(has_exited(pid) for pid in helpers), what="the helper to die")
     for pid in live_opkg_runs(call_log(daemon)):
         os.killpg(pid, signal.SIGINT)
     wait_until(lambda: not live_opkg_runs(call_log(daemon)), what="the orphan to die")
