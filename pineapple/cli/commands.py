@@ -82,20 +82,27 @@ def release(client: JobClient, args: argparse.Namespace) -> int:
 
 
 def log(client: JobClient, args: argparse.Namespace) -> int:
-    page = client.log(args.job_id, offset=args.offset, limit=args.limit)
-    if args.json:
-        dump_json(page)
-    else:
-        if page["truncated"]:
-            print(f"(lines before {page['offset']} are no longer kept)")
-        for line in page["lines"]:
-            print(line)
-    if not args.follow:
-        return EXIT_OK
     try:
+        page = client.log(args.job_id, offset=args.offset, limit=args.limit)
+        _print_log_page(page, args)
+        if not args.follow:
+            return EXIT_OK
         return _follow_log(client, args, page["next_offset"])
     except KeyboardInterrupt:
+        if not args.follow:
+            raise
+        # Also while the log so far is printed: the job goes on either way.
         return _interrupted(args.job_id, ended_line=False)
+
+
+def _print_log_page(page: dict, args: argparse.Namespace) -> None:
+    if args.json:
+        dump_json(page)
+        return
+    if page["truncated"]:
+        print(f"(lines before {page['offset']} are no longer kept)")
+    for line in page["lines"]:
+        print(line)
 
 
 def _follow_log(client: JobClient, args: argparse.Namespace, offset: int, interval: float = 0.5) -> int:
