@@ -343,11 +343,13 @@ class JobJournal:
         return None
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)  # built once
+
+
 def _encode(record: dict) -> bytes:
     """One journal line (without its newline), UTF-8."""
     try:
-        text = json.dumps(record, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-        return text.encode("utf-8")
+        return _ENCODER.encode(record).encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate: JSON's \\u escapes can carry it
         return json.dumps(record, separators=(",", ":"), allow_nan=False).encode("ascii")
     except (ValueError, TypeError, RecursionError) as exc:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 
 from pineapple.jobs import Job, JobManager, Progress, RecordedJob
 from pineapple.jobs.job import JobLogger, jsonable
@@ -55,18 +56,41 @@ def test_options_from_class_attributes_and_keywords():
     assert Opkg(max_retries=2).max_retries == 2 and Job().max_retries == 0
 
 
-def test_job_logger_forwards_only_enabled_levels(caplog):
-    forward = logging.getLogger("pineapple.test.forward")
-    forward.setLevel(logging.ERROR)
+def chatty_logger(name: str, level: int) -> tuple[Job, JobLogger]:
+    """A job (id ``abc``) and its logger, forwarding to ``name`` from ``level`` up."""
+    forward = logging.getLogger(name)
+    forward.setLevel(level)
     job = Chatty()
     job.id = "abc"
-    logger = JobLogger(job, forward)
+    return job, JobLogger(job, forward)
+
+
+def test_job_logger_forwards_only_enabled_levels(caplog):
+    job, logger = chatty_logger("pineapple.test.forward", logging.ERROR)
     with caplog.at_level(logging.ERROR, logger="pineapple.test.forward"):
         logger.info("quiet")
         logger.error("loud")
     assert list(job.log) == ["quiet", "ERROR: loud"]
     assert [r.getMessage() for r in caplog.records] == ["[abc] loud"]
     assert "pineapple.test.forward.job" not in logging.Logger.manager.loggerDict
+
+
+def test_job_logger_lines_and_forwarded_records_name_the_caller(caplog):
+    """The tail gets the same lines whether a record was built or not; a
+    forwarded record names the line that logged, on every Python version."""
+    job, logger = chatty_logger("pineapple.test.caller", logging.WARNING)
+    with caplog.at_level(logging.WARNING, logger="pineapple.test.caller"):
+        logger.info("%d packages", 3)
+        logger.log(logging.DEBUG, "plain %s", "text")
+        logger.warning("careful %s", "now"); line = sys._getframe().f_lineno  # noqa: E702
+        try:
+            raise ValueError("bad")
+        except ValueError:
+            logger.exception("failed")
+    assert list(job.log) == ["3 packages", "plain text", "WARNING: careful now", "ERROR: failed: ValueError: bad"]
+    warning = caplog.records[0]
+    assert (warning.filename, warning.lineno, warning.funcName) == (
+        "test_job.py", line, "test_job_logger_lines_and_forwarded_records_name_the_caller")
 
 
 def test_recorded_job_round_trip():
