@@ -1,4 +1,6 @@
 """`pineapple-jobs fleet`: durable roll-outs through a real broker to real daemons."""
+from __future__ import annotations
+
 import json
 import subprocess
 import sys
