@@ -2,6 +2,8 @@
 device's API server listens (``/tmp/notifications.sock``, here a temp path)."""
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 import pineapple.helpers.notification_helpers as notifier
@@ -28,7 +30,14 @@ def test_module_send_notification_names_the_module(notification_socket, tmp_path
 
 def test_no_server_answers_false_and_bad_levels_raise(monkeypatch, tmp_path, caplog):
     monkeypatch.setenv(notifier.SOCKET_ENV, str(tmp_path / "absent.sock"))
-    assert notifier.send_notification("nobody listens", "demo", notifier.WARN) is False
+    # caplog's handler on the helper's own logger: an earlier test in the
+    # session may have stopped propagation above it (a module's log set-up).
+    notifier.log.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.WARNING, logger=notifier.log.name):
+            assert notifier.send_notification("nobody listens", "demo", notifier.WARN) is False
+    finally:
+        notifier.log.removeHandler(caplog.handler)
     assert "not delivered" in caplog.text
     for level in (5, -1, "info", True, None):
         with pytest.raises(ValueError, match="notification level"):
