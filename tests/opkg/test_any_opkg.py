@@ -144,6 +144,16 @@ def wait_for_lock_wait(manager: JobManager, job_id: str):
     return job
 
 
+def run_behind(manager: JobManager, job, other, other_opkgs: list):
+    """Run ``job`` while ``other`` (another process's opkg) holds the lock:
+    the job waits for it, ``other`` then ends cleanly, the job finishes."""
+    other_opkgs.append(other)
+    job_id = manager.execute_job(job)
+    wait_for_lock_wait(manager, job_id)
+    assert other.finish()[0] == 0
+    return manager.wait(job_id, JOB_WAIT)
+
+
 # ============================================ error text is never lost
 @pytest.mark.parametrize("binary", OPKGS)
 def test_uninstalling_a_needed_package_always_says_has_dependents(root, binary, manager):
@@ -162,12 +172,8 @@ def test_an_install_waits_for_another_opkg_then_succeeds(root, binary, manager, 
     system = system_for(root, binary)
     for _ in range(REPEAT):
         gate.reset()
-        other = OtherOpkg(binary, root, gate, "holder")
-        other_opkgs.append(other)
-        job_id = manager.execute_job(InstallDependenciesJob(system, ["tool-a"]))
-        wait_for_lock_wait(manager, job_id)
-        assert other.finish()[0] == 0
-        job = manager.wait(job_id, JOB_WAIT)
+        job = run_behind(manager, InstallDependenciesJob(system, ["tool-a"]),
+                         OtherOpkg(binary, root, gate, "holder"), other_opkgs)
         assert job.state == "succeeded", job.error
         assert job.result["installed"] == ["tool-a"] and job.result["dependencies"] == []
         assert any(line.startswith("waited for opkg's lock") for line in job.log)
@@ -184,12 +190,8 @@ def test_what_another_process_installs_during_the_lock_wait_is_not_ours(root, bi
     wanted = ["myapp", "nosuchpkg"] if atomic_failure else ["myapp"]
     for _ in range(REPEAT):
         gate.reset()
-        other = OtherOpkg(binary, root, gate, "holder")
-        other_opkgs.append(other)
-        job_id = manager.execute_job(InstallDependenciesJob(system, wanted))
-        wait_for_lock_wait(manager, job_id)
-        assert other.finish()[0] == 0
-        job = manager.wait(job_id, JOB_WAIT)
+        job = run_behind(manager, InstallDependenciesJob(system, wanted),
+                         OtherOpkg(binary, root, gate, "holder"), other_opkgs)
         assert job.result["dependencies"] == []  # mylib came from the other process
         if atomic_failure:
             assert job.error_code == errors.UNKNOWN_PACKAGE, job.error
@@ -212,12 +214,8 @@ def test_what_another_process_removes_during_the_lock_wait_is_not_ours(root, bin
     for _ in range(REPEAT):
         gate.reset()
         root.run("install", "unholder", "myapp", check=True)
-        other = OtherOpkg(binary, root, gate, "unholder", command="remove")
-        other_opkgs.append(other)
-        job_id = manager.execute_job(UninstallDependenciesJob(system, ["myapp"]))
-        wait_for_lock_wait(manager, job_id)
-        assert other.finish()[0] == 0
-        job = manager.wait(job_id, JOB_WAIT)
+        job = run_behind(manager, UninstallDependenciesJob(system, ["myapp"]),
+                         OtherOpkg(binary, root, gate, "unholder", command="remove"), other_opkgs)
         assert job.state == "succeeded", job.error
         assert job.result["removed"] == ["myapp"] and job.result["autoremoved"] == ["mylib"]
         assert "unholder" not in root.installed()
