@@ -34,20 +34,24 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import errors
 from ..errors import JobError
 from ..jobs import Job
 from ..jobs.registry import RUN_OPTIONS, JobTypeRegistry, Params, Recovery
-from . import recovery
-from .debris import delete_unrecorded, drop_placeholders, listed_files, placeholders, remove_emptied_dirs
 from .names import validate_package_name, validate_package_names
-from .output import INSTALLING, REMOVING, OpkgOutcome, parse_progress_line
-from .progress import CEILING, StepProgress
 from .runner import OpkgRun, RunControl, process_start_time
 from .status import dependency_closure, packages_to_install
 from .system import OpkgSystem
+
+# Imported where they are used, not here: a job whose packages are all
+# installed already (the common case) never runs opkg, and the first job
+# after start should not pay for loading what only a real run needs
+# (output parsing, progress, rollback debris, crash recovery).
+if TYPE_CHECKING:
+    from .output import OpkgOutcome
+    from .progress import StepProgress
 
 UPDATE_CHOICES = ("auto", "always", "never")
 
@@ -104,6 +108,8 @@ class OpkgJob(Job[dict]):
         """The run ended without its outcome (the opkg helper died, say):
         its opkg may live on, holding opkg's lock. Stop it as a restart's
         recovery would (only the group journalled as ours)."""
+        from . import recovery
+
         process = (self.intent or {}).get("opkg") or {}
         stopped = recovery.stop_our_opkg(process, search_tag=False)
         if stopped is not None:
@@ -123,6 +129,8 @@ class OpkgJob(Job[dict]):
     def _on_line(self, line: str) -> None:
         # opkg's own lines go to the job's log; the daemon's log (syslog) only
         # carries them at debug level, so a busy device does not flood it.
+        from .output import INSTALLING, REMOVING, parse_progress_line
+
         self._log(line, logging.DEBUG)
         event = parse_progress_line(line)
         if event is not None and event.package and event.stage in (INSTALLING, REMOVING):
@@ -200,6 +208,9 @@ class InstallDependenciesJob(OpkgJob):
         if not missing:
             self._log(f"already installed: {', '.join(present)}")
             return result
+        from .debris import placeholders
+        from .output import OpkgOutcome
+
         self._prepare(missing, result)
         self._placeholders = placeholders(self.system.conf())
         try:
@@ -238,6 +249,8 @@ class InstallDependenciesJob(OpkgJob):
                            {"installed": [], "failed": {p: errors.INSUFFICIENT_SPACE for p in missing}})
 
     def _install(self, missing: list[str], before: dict, result: dict) -> OpkgOutcome:
+        from .progress import StepProgress
+
         plan = packages_to_install(missing, before, self.system.available())
         self._may_add.update(missing, (package.name for package in plan or ()))
         self._steps = StepProgress(len(plan) if plan else len(missing), start=self.progress.fraction or 0.0)
@@ -263,6 +276,8 @@ class InstallDependenciesJob(OpkgJob):
         failed = {p: outcome.failures.get(p) or outcome.code or errors.VERIFY_FAILED
                   for p in missing if not _fully_installed(after, p)}
         if not failed and self._stop_code() is None:
+            from .progress import CEILING
+
             self.set_progress(CEILING, "installed " + ", ".join(missing))
             return result
         result["failed"] = failed
@@ -300,6 +315,8 @@ class InstallDependenciesJob(OpkgJob):
     def _delete_unrecorded(self, after: dict) -> list[str]:
         """What a run that died unrecorded unpacked (no status entry, only
         files and ``info/NAME.*``): deleted, with the directories it made."""
+        from .debris import delete_unrecorded, remove_emptied_dirs
+
         conf = self.system.conf()
         names, files = delete_unrecorded(conf, sorted(self._absent), after)
         if names:
@@ -309,6 +326,8 @@ class InstallDependenciesJob(OpkgJob):
 
     def _drop_placeholders(self) -> None:
         """The "not-installed" stanzas our interrupted or failed runs left."""
+        from .debris import drop_placeholders
+
         ours = self._installing - self._placeholders
         dropped = drop_placeholders(self.system.conf(), ours) if ours else []
         if dropped:
@@ -317,6 +336,8 @@ class InstallDependenciesJob(OpkgJob):
     def _roll_back(self, new: list[str], after: dict) -> list[str]:
         """Remove what this job installed (its own run: works after a cancel),
         and the directories that leaves empty (opkg's remove keeps them)."""
+        from .debris import listed_files, remove_emptied_dirs
+
         self.set_progress(self.progress.fraction, "rolling back " + ", ".join(new))
         self._log(f"rolling back: removing {', '.join(new)}")
         conf = self.system.conf()
@@ -363,6 +384,8 @@ class UninstallDependenciesJob(OpkgJob):
         if not present:
             self._log(f"not installed: {', '.join(self.packages)}")
             return result
+        from .progress import StepProgress
+
         self._steps = StepProgress(len(present), steps=1)
         # What this removal may touch: the packages, and with autoremove what they depend on.
         self._scope = sorted(dependency_closure(before, present) if self.autoremove else present)
@@ -391,6 +414,8 @@ class UpdatePackageListsJob(OpkgJob):
 
     def do_work(self, logger: logging.Logger) -> dict:
         self._logger = logger
+        from .progress import StepProgress
+
         feeds = self.system.conf().feed_names()
         self._steps = StepProgress(len(feeds) or 1, steps=1)
         run, outcome = self._opkg(["update"], phase="update")
@@ -449,6 +474,8 @@ def register_opkg_jobs(registry: JobTypeRegistry, system: OpkgSystem, default_ti
 
     common = RUN_OPTIONS
     def recover(intent: dict) -> Recovery:
+        from . import recovery
+
         return recovery.recover(system, intent)
 
     registry.register("install", install, "Install opkg packages and their dependencies (all or nothing).",

@@ -26,12 +26,14 @@ import os
 import signal
 import threading
 import time
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from .. import errors
 from ..errors import JobError
 from ..record import Record
-from .streams import OutputStreams
+
+if TYPE_CHECKING:
+    from .streams import OutputStreams
 
 OPKG_SERIAL = threading.Lock()  # one opkg process at a time, daemon-wide
 # SIGINT -> SIGTERM: opkg blocks SIGINT while it unpacks one package (so its
@@ -278,6 +280,8 @@ class OpkgRunner:
             on_line(line)
 
         started = time.monotonic()
+        from .streams import OutputStreams  # lazy: the daemon runs opkg in the helper, not here
+
         streams = OutputStreams()
         try:
             process = self._spawn(argv, streams, tag).process

@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import errors
 from ..errors import JobError
 from .conf import OpkgConf, conf_sources, load_conf
 from .filecache import FileCache
-from .helper import HelperRunner
-from .output import OpkgOutcome, parse_errors, summarize
-from .runner import LineSink, OpkgRun, RunControl, RunnerSettings, SpawnHook
+from .runner import LineSink, OpkgRun, OpkgRunner, RunControl, RunnerSettings, SpawnHook
 from .status import (
     AvailablePackage,
     InstalledPackage,
@@ -31,6 +29,9 @@ from .status import (
     required_kb,
 )
 
+if TYPE_CHECKING:
+    from .output import OpkgOutcome
+
 
 class OpkgSystem:
     """Everything the opkg jobs need to know about and do to one opkg root."""
@@ -41,7 +42,7 @@ class OpkgSystem:
         self.default_dest = dest
         self.lists_max_age = lists_max_age
         self.clock = clock
-        self.runner = HelperRunner(settings, is_lock_busy)  # sh stays out of the daemon
+        self._runner: OpkgRunner | None = None
         self._conf = FileCache(self._load_conf, clock)
         self._installed = FileCache(self._load_installed, clock)
 
@@ -52,6 +53,21 @@ class OpkgSystem:
                                 extra_args=list(opkg.extra_args), timeout=opkg.timeout,
                                 lock_wait=opkg.lock_wait, env_path=opkg.env_path)
         return cls(runner, dest=opkg.dest, lists_max_age=opkg.lists_max_age)
+
+    @property
+    def runner(self) -> OpkgRunner:
+        """The runner: a :class:`~.helper.HelperRunner`, so ``sh`` stays
+        out of the daemon. Made on first use: a daemon whose jobs never
+        run opkg (installed packages only) does not load that code."""
+        if self._runner is None:
+            from .helper import HelperRunner
+
+            self._runner = HelperRunner(self.settings, is_lock_busy)
+        return self._runner
+
+    @runner.setter
+    def runner(self, runner: OpkgRunner) -> None:
+        self._runner = runner
 
     # ------------------------------------------------------------- reading
     def conf(self) -> OpkgConf:
@@ -93,6 +109,8 @@ class OpkgSystem:
             on_wait: Callable[[float], None] | None = None,
             on_spawn: SpawnHook | None = None, tag: str | None = None) -> tuple[OpkgRun, OpkgOutcome]:
         """Run opkg and understand what it said (arguments: ``OpkgRunner.run``)."""
+        from .output import summarize
+
         run = self.runner.run(args, on_line, control, on_wait, on_spawn, tag)
         return run, summarize(run.rc, run.stdout, run.stderr, self._feed_names())
 
@@ -117,4 +135,6 @@ class OpkgSystem:
 
 def is_lock_busy(run: OpkgRun) -> bool:
     """Did this run fail only because another process holds opkg's lock?"""
+    from .output import parse_errors
+
     return run.rc != 0 and any(e.code == errors.LOCK_BUSY for e in parse_errors(run.stderr))
