@@ -27,6 +27,8 @@ from .job import Job
 class FunctionJob(Job[Any]):
     """Runs ``function(job, **params)``; ``params`` are kept for restart."""
 
+    __slots__ = ("function", "_params", "logger")
+
     def __init__(self, function: Callable[..., Any], params: dict | None = None, job_type: str = "",
                  **options: Any) -> None:
         super().__init__(**options)

@@ -11,7 +11,7 @@ import logging
 import sys
 import weakref
 from collections import deque
-from typing import Any, Callable, Generic, TypeVar
+from typing import Any, Callable, Generic, Iterable, TypeVar
 
 from ..errors import JOB_FAILED
 from .state import ACTIVE_STATES, QUEUED, SUCCEEDED, Progress
@@ -46,6 +46,17 @@ class Job(Generic[TResult]):
     retry_delay: float = 0.0
     resource: str | None = None
 
+    # Every record the manager keeps is a Job: slots keep one at a few
+    # hundred bytes, where an attribute dict of this many keys is ~1.6 KB
+    # (CPython shares a dict's keys between instances only up to 30). A
+    # subclass without __slots__ gets a __dict__ as before; "__dict__" here
+    # lets any job take attributes of its own (e.g. an option given per
+    # instance, which shadows the class attribute above).
+    __slots__ = ("on_success", "on_failure", "hook_specs", "id", "is_complete", "result", "error", "error_code",
+                 "state", "outcome", "progress", "created_at", "started_at", "finished_at", "attempts",
+                 "stop_requested", "stop_reason", "log", "log_total", "parent_id", "child_id", "intent",
+                 "_sink", "_saver", "_callbacks", "_retry_timer", "__dict__", "__weakref__")
+
     def __init__(self, *, timeout: float | None = None, max_retries: int | None = None,
                  retry_delay: float | None = None, resource: str | None = None,
                  log_lines: int = DEFAULT_LOG_LINES, on_success: list[Hook] | None = None,
@@ -68,13 +79,15 @@ class Job(Generic[TResult]):
         self.attempts: int = 0
         self.stop_requested: bool = False
         self.stop_reason: str | None = None  # "cancelled", "timeout" or "shutdown" once stop was asked
-        self.log: deque[str] = deque(maxlen=log_lines)
+        self.log: LogTail = LogTail(maxlen=log_lines)
         self.log_total: int = 0
         self.parent_id: str | None = None
         self.child_id: str | None = None
         self.intent: dict | None = None  # see save_intent()
         self._sink: EventSink | None = None
         self._saver: Callable[[Job], bool] | None = None  # the manager's "write my record now"
+        self._callbacks: Any = ()  # the manager's callbacks for this job, until they ran
+        self._retry_timer: Any = None  # the manager's timer while a retry waits
 
     def _set_options(self, timeout: float | None, max_retries: int | None,
                      retry_delay: float | None, resource: str | None) -> None:
@@ -142,7 +155,7 @@ class Job(Generic[TResult]):
         oldest kept line and says ``truncated``."""
         first_kept = self.log_total - len(self.log)
         start = max(offset, first_kept)
-        lines = list(self.log)[start - first_kept:start - first_kept + max(0, limit)]
+        lines = self.log[start - first_kept:start - first_kept + max(0, limit)]
         return {"job_id": self.id, "offset": start, "lines": lines, "total": self.log_total,
                 "next_offset": start + len(lines), "truncated": offset < first_kept}
 
@@ -216,6 +229,8 @@ class Job(Generic[TResult]):
 class RecordedJob(Job[Any]):
     """A job known only from its journal record (e.g. after a restart)."""
 
+    __slots__ = ("_record_type", "_params")
+
     def __init__(self, record: dict) -> None:
         super().__init__()
         self._record_type = str(record.get("type") or "job")
@@ -245,6 +260,34 @@ class RecordedJob(Job[Any]):
 
     def do_work(self, logger: logging.Logger) -> Any:
         raise RuntimeError("a recorded job cannot run again; restart it instead")
+
+
+class LogTail(list):
+    """A job's log tail: the last ``maxlen`` lines (all, when None), oldest
+    first. A list that drops its oldest lines as new ones come, as a
+    ``deque(maxlen=...)`` would: an empty deque is ~600 bytes (one block of
+    64 slots), a list of a finished job's few lines a fifth of that, and
+    there is one per kept record."""
+
+    __slots__ = ("maxlen",)
+
+    def __init__(self, lines: Iterable[str] = (), maxlen: int | None = None) -> None:
+        super().__init__()
+        self.maxlen = maxlen
+        self.extend(lines)
+
+    def append(self, line: str) -> None:
+        super().append(line)
+        if self.maxlen is not None and len(self) > self.maxlen:
+            del self[0]
+
+    def extend(self, lines: Iterable[str]) -> None:
+        super().extend(lines)
+        if self.maxlen is not None and len(self) > self.maxlen:
+            del self[:len(self) - self.maxlen]
+
+    def __repr__(self) -> str:
+        return f"LogTail({list(self)!r}, maxlen={self.maxlen!r})"
 
 
 def _progress_from(value: Any) -> Progress:

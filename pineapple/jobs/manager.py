@@ -124,6 +124,7 @@ class JobManager:
         self._closing = False
         self._journal: JobJournal | None = None
         self._pool = WorkerPool(self._run, workers)
+        self._job_hooks = (self._on_job_event, self._save_now)
         self._journal = self._open_journal(state_dir, journal_max_bytes)
         if module is not None:
             self._attach_module(module)
@@ -441,9 +442,8 @@ class JobManager:
         except BaseException:
             job.id = job.created_at = None
             raise
-        job._callbacks = list(callbacks or ())  # type: ignore[attr-defined]
-        job._sink = self._on_job_event
-        job._saver = self._save_now
+        job._callbacks = tuple(callbacks) if callbacks else ()
+        job._sink, job._saver = self._job_hooks  # one bound method each for every job, not two per job
         if key is not None:
             self._active_keys[key] = job.id
         self._jobs[job.id] = job
@@ -593,12 +593,12 @@ class JobManager:
         if job.retry_delay <= 0:
             self._pool.submit(job)
             return
-        job._retry_timer = self.timers.call_later(  # type: ignore[attr-defined]
+        job._retry_timer = self.timers.call_later(
             job.retry_delay, lambda: self._requeue(job))
 
     def _requeue(self, job: Job) -> None:
         with self._lock:
-            job._retry_timer = None  # type: ignore[attr-defined]
+            job._retry_timer = None
             if job.outcome is None and not job.stop_requested and not self._closing:
                 self._pool.submit(job)
 
@@ -607,7 +607,7 @@ class JobManager:
         retry: TimerHandle | None = getattr(job, "_retry_timer", None)
         if retry is not None:
             retry.cancel()
-            job._retry_timer = None  # type: ignore[attr-defined]
+            job._retry_timer = None
             return True
         return self._pool.withdraw(job)
 
@@ -667,6 +667,7 @@ class JobManager:
         """Lock held: the job is complete; counted in the totals only now, so
         a client that sees every submitted job counted finds each complete."""
         job.is_complete = True
+        job._callbacks = ()  # they ran: what they refer to need not live as long as the record
         self._totals[state] += 1
         self._release_key(job)
         self._transition(job, state)

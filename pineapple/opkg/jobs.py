@@ -54,25 +54,68 @@ if TYPE_CHECKING:
     from .progress import StepProgress
 
 UPDATE_CHOICES = ("auto", "always", "never")
+_NOTHING: frozenset = frozenset()  # a per-run set between runs
 
 
 class OpkgJob(Job[dict]):
-    """Shared machinery: run opkg with live log and progress, stop cleanly."""
+    """Shared machinery: run opkg with live log and progress, stop cleanly.
+
+    What a run needs (the stop control, the logger, step progress, what
+    opkg said it installed or removed) exists only while ``do_work`` runs:
+    a queued or finished job is kept as a record (up to
+    ``daemon.max_finished`` of them, and ``max_queued``), and holds no more
+    than its parameters and answer. Subclasses implement :meth:`_work`."""
 
     resource = "opkg"
+    __slots__ = ("system", "_control", "_logger", "_steps", "_intent_unsaved", "_installing", "_removing")
 
     def __init__(self, system: OpkgSystem, **options: Any) -> None:
         super().__init__(**options)
         self.system = system
-        self._control = RunControl()
+        self._end_run()
+
+    def do_work(self, logger: logging.Logger) -> dict:
+        self._begin_run(logger)
+        try:
+            return self._work()
+        finally:
+            self._end_run()
+
+    def _work(self) -> dict:
+        raise NotImplementedError
+
+    def _begin_run(self, logger: logging.Logger) -> None:
+        self._logger = logger
+        self._steps = None
+        self._intent_unsaved = False  # warned once that the journal did not take an intent
+        self._installing = set()  # "Installing X" lines of this job's own runs
+        self._removing = set()  # "Removing package X" / "X ... orphaned, removing." lines
+        control = self._control = RunControl()
+        # A stop asked between the start of the attempt and now found no control to stop.
+        if self.stop_requested:
+            control.stop(self._stop_reason())
+
+    def _end_run(self) -> None:
+        self._control: RunControl | None = None
         self._logger: logging.Logger | None = None
         self._steps: StepProgress | None = None
-        self._intent_unsaved = False  # warned once that the journal did not take an intent
-        self._installing: set[str] = set()  # "Installing X" lines of this job's own runs
-        self._removing: set[str] = set()  # "Removing package X" / "X ... orphaned, removing." lines
+        self._intent_unsaved = False
+        self._installing: set[str] | frozenset = _NOTHING
+        self._removing: set[str] | frozenset = _NOTHING
 
     def stop(self) -> None:
-        self._control.stop("timeout" if self.stop_reason == "timeout" else "cancelled")
+        control = self._control
+        if control is not None:  # else not running opkg: _begin_run sees stop_requested
+            control.stop(self._stop_reason())
+
+    def _stop_reason(self) -> str:
+        return "timeout" if self.stop_reason == "timeout" else "cancelled"
+
+    def _run_control(self) -> RunControl:
+        control = self._control
+        if control is None:
+            raise RuntimeError("an opkg job runs opkg only inside do_work")
+        return control
 
     def _opkg(self, args: list[str], control: RunControl | None = None,
               phase: str | None = None) -> tuple[OpkgRun, OpkgOutcome]:
@@ -92,8 +135,8 @@ class OpkgJob(Job[dict]):
                 self._save_intent(phase, {"tag": tag, "pid": pid, "pgid": pgid, "start": process_start_time(pid)})
 
         try:
-            run, outcome = self.system.run(args, self._on_line, control or self._control, self._on_lock_wait,
-                                           on_spawn, tag)
+            run, outcome = self.system.run(args, self._on_line, control or self._run_control(),
+                                           self._on_lock_wait, on_spawn, tag)
         except JobError:
             if phase is not None:
                 self._stop_left_running()
@@ -150,9 +193,10 @@ class OpkgJob(Job[dict]):
 
     def _stop_code(self) -> str | None:
         """``cancelled`` or ``timeout`` once this job's opkg was stopped, else None."""
-        if not self._control.stopped:
+        control = self._control
+        if control is None or not control.stopped:
             return None
-        return errors.TIMEOUT if self._control.reason == "timeout" else errors.CANCELLED
+        return errors.TIMEOUT if control.reason == "timeout" else errors.CANCELLED
 
     def _stop_message(self) -> str:
         return "timed out while running opkg" if self._stop_code() == errors.TIMEOUT \
@@ -171,6 +215,7 @@ class InstallDependenciesJob(OpkgJob):
     """Install opkg packages (and their dependencies), all or nothing."""
 
     job_type = "install"
+    __slots__ = ("packages", "dest", "update", "atomic", "_updated", "_placeholders", "_may_add", "_absent")
 
     def __init__(self, system: OpkgSystem, packages: list[str], dest: str | None = None,
                  update: str = "auto", atomic: bool = True, **options: Any) -> None:
@@ -180,10 +225,20 @@ class InstallDependenciesJob(OpkgJob):
         if update not in UPDATE_CHOICES:
             raise JobError(f"update must be one of {', '.join(UPDATE_CHOICES)}", errors.INVALID_FIELD)
         self.update, self.atomic = update, atomic
+
+    def _begin_run(self, logger: logging.Logger) -> None:
+        super()._begin_run(logger)
         self._updated = False
-        self._placeholders: set[str] = set()  # "not-installed" stanzas before this job ran opkg
-        self._may_add: set[str] = set()  # what the install runs may add (requested + planned dependencies)
-        self._absent: set[str] = set()  # of those, what was not in the status database before our run
+        self._placeholders = _NOTHING  # "not-installed" stanzas before this job ran opkg (read before the install)
+        self._may_add = set()  # what the install runs may add (requested + planned dependencies)
+        self._absent = set()  # of those, what was not in the status database before our run
+
+    def _end_run(self) -> None:
+        super()._end_run()
+        self._updated = False
+        self._placeholders: set[str] | frozenset = _NOTHING
+        self._may_add: set[str] | frozenset = _NOTHING
+        self._absent: set[str] | frozenset = _NOTHING
 
     def _intent(self, phase: str) -> dict:
         if phase == "install":
@@ -198,8 +253,7 @@ class InstallDependenciesJob(OpkgJob):
     def dedup_key(self) -> tuple:
         return ("install", self.dest, tuple(sorted(self.packages)))
 
-    def do_work(self, logger: logging.Logger) -> dict:
-        self._logger = logger
+    def _work(self) -> dict:
         before = self.system.installed()
         present = [p for p in self.packages if _fully_installed(before, p)]
         missing = [p for p in self.packages if p not in present]
@@ -258,7 +312,7 @@ class InstallDependenciesJob(OpkgJob):
         args = [*self._dest_args(self.dest), *force, "install", *missing]
         run, outcome = self._opkg(args, phase="install")
         if not outcome.ok and outcome.suggests_update and not self._updated and self.update != "never" \
-                and not self._control.stopped:
+                and not self._run_control().stopped:
             self._log("opkg suggests the package lists are stale: updating them and retrying once")
             self._update_lists(result)
             plan = packages_to_install(missing, self.system.installed(), self.system.available())
@@ -358,13 +412,17 @@ class UninstallDependenciesJob(OpkgJob):
     """Remove opkg packages (by default with their orphaned dependencies)."""
 
     job_type = "uninstall"
+    __slots__ = ("packages", "autoremove", "force", "_scope")
 
     def __init__(self, system: OpkgSystem, packages: list[str], autoremove: bool = True,
                  force: bool = False, **options: Any) -> None:
         super().__init__(system, **options)
         self.packages = validate_package_names(packages)
         self.autoremove, self.force = autoremove, force
-        self._scope: list[str] = []
+
+    def _end_run(self) -> None:
+        super()._end_run()
+        self._scope: list[str] | tuple = ()  # what this removal may touch (while it runs)
 
     def _intent(self, phase: str) -> dict:
         return {**super()._intent(phase), "packages": list(self.packages), "scope": self._scope}
@@ -375,8 +433,7 @@ class UninstallDependenciesJob(OpkgJob):
     def dedup_key(self) -> tuple:
         return ("uninstall", tuple(sorted(self.packages)))
 
-    def do_work(self, logger: logging.Logger) -> dict:
-        self._logger = logger
+    def _work(self) -> dict:
         before = self.system.installed()
         present = [p for p in self.packages if p in before]
         absent = [p for p in self.packages if p not in before]
@@ -408,12 +465,12 @@ class UpdatePackageListsJob(OpkgJob):
     """Refresh the package lists (``opkg update``)."""
 
     job_type = "update"
+    __slots__ = ()
 
     def dedup_key(self) -> tuple:
         return ("update",)
 
-    def do_work(self, logger: logging.Logger) -> dict:
-        self._logger = logger
+    def _work(self) -> dict:
         from .progress import StepProgress
 
         feeds = self.system.conf().feed_names()

@@ -132,21 +132,27 @@ def _wait_gone(pgid: int, seconds: float, poll: float, early: threading.Event | 
 
 
 class RunControl:
-    """Lets a job stop its opkg run from another thread."""
+    """Lets a job stop its opkg run from another thread.
+
+    Cheap until used: its events are made when first needed (a lock-wait
+    sleep or a stop; a run's "opkg has exited" when it attaches), so a
+    control that never sees either holds a lock and a few fields."""
+
+    __slots__ = ("reason", "_stopped", "_pgid", "_stopper", "_leader_gone", "_forward", "_abandoned", "_lock")
 
     def __init__(self) -> None:
         self.reason: str | None = None  # "cancelled" or "timeout" once stopped
-        self._stopped = threading.Event()
+        self._stopped: threading.Event | None = None  # what sleep() waits on; set by stop()
         self._pgid: int | None = None
         self._stopper: threading.Thread | None = None
-        self._leader_gone = threading.Event()
+        self._leader_gone: threading.Event | None = None  # per attached run: its opkg was reaped
         self._forward: Callable[[str], None] | None = None
         self._abandoned = False  # see abandon()
         self._lock = threading.Lock()
 
     @property
     def stopped(self) -> bool:
-        return self._stopped.is_set()
+        return self.reason is not None
 
     def abandon(self) -> None:
         """Whoever asked for the run is gone (the daemon died): the opkg
@@ -161,7 +167,8 @@ class RunControl:
         with self._lock:
             if self.reason is None:
                 self.reason = reason
-            self._stopped.set()
+            if self._stopped is not None:
+                self._stopped.set()
             self._start_stopper()
             forward = self._forward
         if forward is not None:
@@ -169,7 +176,13 @@ class RunControl:
 
     def sleep(self, seconds: float) -> bool:
         """Wait ``seconds`` unless stopped first; True when stopped."""
-        return self._stopped.wait(seconds)
+        with self._lock:
+            if self.reason is not None:
+                return True
+            if self._stopped is None:
+                self._stopped = threading.Event()
+            stopped = self._stopped
+        return stopped.wait(seconds)
 
     def check(self) -> None:
         """Raise the stop reason as a :class:`JobError` if stopped (or abandoned)."""
@@ -211,7 +224,9 @@ class RunControl:
         KILL_GRACE), not the rest of the SIGINT grace."""
         with self._lock:
             stopper, self._stopper, self._pgid = self._stopper, None, None
-            self._leader_gone.set()
+            leader_gone, self._leader_gone = self._leader_gone, None
+        if leader_gone is not None:
+            leader_gone.set()
         if stopper is not None:
             stopper.join()
 

@@ -9,9 +9,12 @@ Shared helpers are in helpers.py, shared fixtures in conftest.py.
 """
 from __future__ import annotations
 
+import gc
+import logging
 import os
 import pathlib
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 
@@ -30,6 +33,7 @@ from pineapple.opkg.jobs import (
 )
 from pineapple.opkg.output import CONFIGURING, DOWNLOADING, INSTALLING, REMOVING, UPDATED, ProgressEvent
 from pineapple.opkg.progress import CEILING, StepProgress
+from pineapple.opkg.runner import RunControl
 from pineapple.opkg.system import OpkgSystem
 from tests.opkg.helpers import (
     JOB_WAIT,
@@ -604,6 +608,52 @@ def test_installed_and_which_installed_read_status_without_spawning(sandbox, cal
     job = run_job(manager, InstallDependenciesJob(system, ["failpkg"], atomic=False))
     assert job.error_code == errors.SCRIPT_FAILED
     assert "--force-reinstall" in calls.argvs()[0]
+
+
+# ====================================== 11. kept records hold no run state
+def _held(job) -> list:
+    """What a job's own attributes refer to (its slots and any __dict__),
+    the OpkgSystem it shares with every other job left out."""
+    names = {name for cls in type(job).__mro__ for name in cls.__dict__.get("__slots__", ())}
+    values = [getattr(job, name) for name in sorted(names - {"system", "__dict__", "__weakref__"})
+              if hasattr(job, name)]
+    return values + list(getattr(job, "__dict__", {}).values())
+
+
+_RUN_STATE = (RunControl, threading.Event, logging.Logger, StepProgress, set)
+
+
+def test_kept_install_records_hold_no_run_state(sandbox, calls, system, manager, monkeypatch):
+    """Issue 15: the daemon keeps up to max_finished finished records and
+    max_queued queued ones; a run's control (threading.Events), logger,
+    step progress and package sets live only while do_work runs."""
+    # Set before any run: the opkg helper takes the environment when it starts.
+    monkeypatch.setenv("OPKG_STANDIN_HANG", "download:tool-a")
+    done = run_job(manager, InstallDependenciesJob(system, ["myapp"]))  # really runs opkg
+    assert done.state == "succeeded", done.error
+    present = run_job(manager, InstallDependenciesJob(system, ["libc"]))  # runs no opkg
+    failed = run_job(manager, InstallDependenciesJob(system, ["tool-c", "failpkg"]))  # and rolls back
+    assert failed.state == "failed" and failed.result["rolled_back"]
+    stopped = InstallDependenciesJob(system, ["tool-a"])
+    job_id = manager.execute_job(stopped)
+    wait_until(lambda: any(line.startswith("Downloading ") for line in stopped.log), what="the download")
+    assert manager.cancel_job(job_id)
+    assert manager.wait(job_id, JOB_WAIT).state == "cancelled"
+    queued = InstallDependenciesJob(system, ["tool-b"])
+    manager.submit(queued, hold=True)
+    for job in (done, present, failed, stopped, queued, UninstallDependenciesJob(system, ["myapp"])):
+        kept = [value for value in _held(job) if isinstance(value, _RUN_STATE)]
+        assert kept == [], f"{job!r} keeps {kept}"
+        assert vars(job) == {}, f"{job!r} has attributes outside its slots: {sorted(vars(job))}"
+    assert manager.cancel_job(queued.id)  # a queued job is still cancelled at once
+
+
+def test_a_run_control_makes_no_event_until_it_needs_one():
+    control = RunControl()
+    assert not [o for o in gc.get_referents(control) if isinstance(o, threading.Event)]
+    assert control.sleep(0) is False and not control.stopped
+    control.stop("timeout")
+    assert control.stopped and control.reason == "timeout" and control.sleep(5) is True
 
 
 # ========================================================== StepProgress
