@@ -13,13 +13,19 @@ warning says how many were.
 Writing never raises because of the disk. The journal has three modes:
 
 - ``ok``: every record is appended as it is written;
-- ``failing``: a write failed (ENOSPC, EIO, ...). Records are kept in memory
-  and :meth:`JobJournal.write` answers False; every ``retry_interval``
-  seconds a write (or :meth:`JobJournal.retry`) tries to rewrite the whole
-  journal from memory, and the journal is ``ok`` again once that works;
+- ``failing``: a write failed (ENOSPC, EIO, ...). The records written since
+  are kept in memory and :meth:`JobJournal.write` answers False; every
+  ``retry_interval`` seconds a write (or :meth:`JobJournal.retry`) tries to
+  rewrite the whole journal, and the journal is ``ok`` again once that works;
 - ``memory``: the state directory could not be written when it was opened
   (read-only filesystem, no permission). The journal that was there is read,
   nothing is ever written.
+
+A record on disk is not kept in memory too: the journal knows where each
+job's latest line is in the file (offset and length) and a rewrite
+(compaction, or the way back from ``failing``) reads those lines back from
+the open file. Only a record not yet on disk (``failing``, or before the
+journal is opened) is held as its encoded line.
 """
 from __future__ import annotations
 
@@ -78,7 +84,9 @@ class JobJournal:
         self._monotonic = monotonic
         self.writer = writer  # tests swap in one that fails like a full disk
         self._lock = threading.Lock()
-        self._live: dict[str, bytes] = {}  # id -> its latest line, for compaction
+        self._live: dict[str, int] = {}  # id -> length of its latest line, oldest job first
+        self._at: dict[str, int] = {}  # id -> where that line starts in the file (when it is on disk)
+        self._pending: dict[str, bytes] = {}  # id -> its latest line while that is not on disk
         self._size = 0
         self._live_bytes = 0
         self._fd: int | None = None
@@ -98,11 +106,15 @@ class JobJournal:
         records = self._read_records()
         for job_id, record in list(records.items()):
             try:
-                self._live[job_id] = _encode(record)
+                line = _record_line(record)
             except UnsavableRecord:  # e.g. nested too deep to write back
                 del records[job_id]
                 self.skipped += 1
-        self._live_bytes = sum(len(line) + 1 for line in self._live.values())
+                continue
+            self._live[job_id] = len(line)
+            if self.mode != MEMORY:
+                self._pending[job_id] = line
+        self._live_bytes = sum(length + 1 for length in self._live.values())
         if self.mode == OK:
             with self._lock:
                 self._resync(opening=True)
@@ -115,29 +127,27 @@ class JobJournal:
         when the journal is failing (the record is kept in memory and written
         once the journal works again). Raises :class:`UnsavableRecord` for a
         record JSON cannot carry; the journal is then unchanged."""
-        line = _encode(record)
+        line = _record_line(record)
         with self._lock:
             self._keep(record["job_id"], line)
-            return self._append(line)
+            return self._append(line, record["job_id"])
 
     def add(self, record: dict) -> bool:
         """Save the first record of a new job, all or nothing: when it
         cannot be written (False) the journal forgets it, so a refused job
         leaves no trace. Raises :class:`UnsavableRecord` like :meth:`write`."""
-        line = _encode(record)
+        line = _record_line(record)
         with self._lock:
             self._keep(record["job_id"], line)
-            if self._append(line):
+            if self._append(line, record["job_id"]):
                 return True
-            self._live_bytes -= len(self._live.pop(record["job_id"])) + 1
+            self._forget(record["job_id"])
             return False
 
     def remove(self, job_id: str) -> None:
         """Forget a job (no-op when unknown). Never raises."""
         with self._lock:
-            old = self._live.pop(job_id, None)
-            if old is not None:
-                self._live_bytes -= len(old) + 1
+            if self._forget(job_id):
                 self._append(_encode({"job_id": job_id, "removed": True}))
 
     def retry(self) -> bool:
@@ -207,11 +217,27 @@ class JobJournal:
 
     # ----------------------------------------------------------- writing
     def _keep(self, job_id: str, line: bytes) -> None:
+        """``line`` is ``job_id``'s latest record; held in memory until
+        :meth:`_append` has it on disk (never in ``memory`` mode: nothing
+        is ever written then)."""
         old = self._live.get(job_id)
-        self._live_bytes += len(line) - (len(old) if old is not None else -1)
-        self._live[job_id] = line
+        self._live_bytes += len(line) - (old if old is not None else -1)
+        self._live[job_id] = len(line)
+        self._at.pop(job_id, None)
+        if self.mode != MEMORY:
+            self._pending[job_id] = line
 
-    def _append(self, line: bytes) -> bool:
+    def _forget(self, job_id: str) -> bool:
+        length = self._live.pop(job_id, None)
+        self._at.pop(job_id, None)
+        self._pending.pop(job_id, None)
+        if length is None:
+            return False
+        self._live_bytes -= length + 1
+        return True
+
+    def _append(self, line: bytes, job_id: str | None = None) -> bool:
+        """Append ``line`` (``job_id``'s latest record, or a tombstone)."""
         if self.mode == MEMORY:
             return True
         if self._lock_fd is None:
@@ -226,6 +252,9 @@ class JobJournal:
         except OSError as exc:  # a torn line may be left: only a full rewrite repairs it
             self._fail(exc)
             return False
+        if job_id is not None:
+            self._at[job_id] = self._size
+            self._pending.pop(job_id, None)
         self._size += len(data)
         if self._size > self._bound():
             self._resync()  # the record itself is on disk whatever compaction does
@@ -237,20 +266,30 @@ class JobJournal:
     def _resync(self, opening: bool = False) -> None:
         """Compaction, and the way back from ``failing``: write the live lines
         to a temporary file, fsync, rename over the journal, reopen. Lock held."""
-        self._close_fd()
         tmp = self.path + ".tmp"
+        replaced = False
         try:
+            lines = self._live_lines()
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
             try:
-                self._write_all(fd, b"".join(line + b"\n" for line in self._live.values()))
+                self._write_all(fd, b"".join(lines))
                 os.fsync(fd)
             finally:
                 os.close(fd)
             os.replace(tmp, self.path)
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+            replaced = True
+            # From here on the lines are where the new file has them, whatever fails next.
+            self._at, self._pending, offset = {}, {}, 0
+            for job_id, line in zip(self._live, lines):
+                self._at[job_id] = offset
+                offset += len(line)
+            del lines
+            self._close_fd()
+            self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
             self._size = os.fstat(self._fd).st_size
         except OSError as exc:
-            _unlink_quietly(tmp)  # a half-written copy would only eat the space we lack
+            if not replaced:
+                _unlink_quietly(tmp)  # a half-written copy would only eat the space we lack
             if opening and exc.errno in _READ_ONLY_ERRNOS:
                 self._go_memory(exc)
             else:
@@ -259,6 +298,56 @@ class JobJournal:
         if self.mode == FAILING:
             log.warning("journal %s is written again (%d job records saved)", self.path, len(self._live))
         self.mode, self.error, self.failing_since = OK, None, None
+
+    def _live_lines(self) -> list[bytes]:
+        """Every live record's latest line with its newline, oldest job
+        first: from memory if it is not on disk, else read back from the
+        journal. A line that cannot be read back (the file was deleted or
+        changed behind our back) is dropped, with an error: the job's next
+        record is written as usual, and a crash would lose that one."""
+        reader, opened = self._fd, None
+        lost = []
+        lines = []
+        try:
+            for job_id, length in self._live.items():
+                line = self._pending.get(job_id)
+                if line is not None:
+                    lines.append(line + b"\n")
+                    continue
+                if reader is None and opened is None:
+                    try:
+                        reader = opened = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+                    except OSError:
+                        opened = -1  # tried: every line on disk is lost
+                line = self._read_line(reader, job_id, length) if reader is not None else None
+                if line is None:
+                    lost.append(job_id)
+                else:
+                    lines.append(line)
+        finally:
+            if opened is not None and opened >= 0:
+                os.close(opened)
+        for job_id in lost:
+            self._forget(job_id)
+        if lost:
+            log.error("journal %s: %d job record(s) could not be read back from the file and are no longer "
+                      "saved (was it changed by another program?); first: %s", self.path, len(lost), lost[0])
+        return lines
+
+    def _read_line(self, fd: int, job_id: str, length: int) -> bytes | None:
+        """``job_id``'s line (with its newline) at its offset, or None when
+        the file does not hold one there. Every record line starts with its
+        job_id (:func:`_record_line`) and ends where its length says."""
+        offset = self._at.get(job_id)
+        if offset is None:
+            return None
+        try:
+            data = os.pread(fd, length + 1, offset)
+        except OSError:
+            return None
+        if len(data) != length + 1 or not data.endswith(b"\n") or not data.startswith(_LINE_HEAD):
+            return None
+        return data
 
     def _write_all(self, fd: int | None, data: bytes) -> None:
         if fd is None:
@@ -343,6 +432,7 @@ class JobJournal:
         return None
 
 
+_LINE_HEAD = b'{"job_id":'  # how every record line starts
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)  # built once
 
 
@@ -354,6 +444,13 @@ def _encode(record: dict) -> bytes:
         return json.dumps(record, separators=(",", ":"), allow_nan=False).encode("ascii")
     except (ValueError, TypeError, RecursionError) as exc:
         raise UnsavableRecord(f"the job record cannot be saved as JSON: {exc}") from None
+
+
+def _record_line(record: dict) -> bytes:
+    """A record's line, its job_id first (how a line read back is checked)."""
+    if next(iter(record)) != "job_id":
+        record = {"job_id": record["job_id"], **record}
+    return _encode(record)
 
 
 def _finite_float(text: str) -> float:

@@ -341,6 +341,50 @@ def test_megabytes_of_junk_give_one_summary_warning(tmp_path, caplog):
     manager.shutdown()
 
 
+# ------------------------------------------- what the journal keeps in memory
+def _record(job_id, n):
+    return {"job_id": job_id, "state": "succeeded", "is_complete": True, "result": n, "log": ["x" * 50]}
+
+
+def test_records_on_disk_are_read_back_not_kept_in_memory(tmp_path):
+    """Issue 15: a kept record's line lives in the file, not in memory too;
+    compaction and the way back from failing read it back from the file."""
+    journal = JobJournal(tmp_path, max_bytes=2048)
+    journal.load()
+    for n in range(60):  # many compactions
+        journal.write(_record(f"j{n % 7}", n))
+    assert journal._pending == {} and (tmp_path / JOURNAL_NAME).stat().st_size <= 2048 + 200
+    disk = FlakyDisk()
+    journal.writer, journal.retry_interval = disk, 0.0
+    disk.fail()
+    assert journal.write(_record("j1", "while failing")) is False  # a torn line is left in the file
+    assert journal.write(_record("new", "while failing")) is False
+    assert sorted(journal._pending) == ["j1", "new"]  # only what is not on disk
+    disk.heal()
+    assert journal.retry() and journal._pending == {}
+    journal.write(_record("j2", "after"))
+    journal.close()
+    records = {r["job_id"]: r["result"] for r in JobJournal(tmp_path).load()}
+    assert records == {"j0": 56, "j1": "while failing", "j2": "after", "j3": 59, "j4": 53, "j5": 54, "j6": 55,
+                       "new": "while failing"}
+
+
+def test_a_journal_changed_behind_its_back_drops_what_it_cannot_read_back(tmp_path, caplog):
+    journal = JobJournal(tmp_path, max_bytes=4096)
+    journal.load()
+    journal.write(_record("a", 1))
+    journal.write(_record("b", 2))
+    path = tmp_path / JOURNAL_NAME
+    path.write_bytes(b"#" * path.stat().st_size)  # another program's junk, same size, same file
+    with caplog.at_level(logging.ERROR, logger="pineapple.jobs"):
+        for n in range(60):  # on to a compaction
+            journal.write(_record("c", n))
+    assert "2 job record(s) could not be read back" in caplog.text
+    assert journal.status()["state"] == "ok" and len(journal) == 1
+    journal.close()
+    assert [(r["job_id"], r["result"]) for r in JobJournal(tmp_path).load()] == [("c", 59)]
+
+
 # ------------------------------------------------- real filesystems (need root)
 def test_a_real_full_tmpfs(tmp_path, caplog):
     with tmpfs(tmp_path / "mnt", size_kib=64) as mnt:
