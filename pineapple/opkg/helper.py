@@ -18,6 +18,12 @@ in-process (same settings, lock-wait retries, timeout, process group).
   whether the run was stopped (a timeout inside the helper).
 - A stop (cancel, the job's timeout) is forwarded as a request; the helper
   stops its run as the in-process runner would (only opkg's own group).
+- An install's plan (:meth:`HelperRunner.plan_install`: what it adds and
+  the space that needs) is computed in the helper too, between runs: it
+  parses the feed lists (thousands of packages, ~14 MiB while held), which
+  the daemon then never holds. The daemon sends the names the installed
+  packages satisfy; the helper reads the lists with the same settings and
+  answers with package names and KiB.
 - If the daemon dies, the helper's stdin ends: it lets a running opkg
   finish (stopping opkg half-way is worse), starts no other (no lock-wait
   retry: ``RunControl.abandon``) and exits. Its output still drains, so
@@ -85,6 +91,25 @@ class HelperRunner(OpkgRunner):
                 return self._run_in(helper, args, on_line, control, callbacks, tag)
             finally:
                 self._release()
+
+    def plan_install(self, names: list[str], satisfied: list[str]) -> tuple[list[str] | None, int | None]:
+        """:meth:`.system.OpkgSystem.plan_install`'s answer, computed in the
+        helper (same settings, same answer and errors as in-process)."""
+        with OPKG_SERIAL:  # the helper does one thing at a time; so does its pipe
+            helper = self._take()
+            try:
+                self._runs += 1
+                helper.send({"plan": list(names), "satisfied": list(satisfied), "id": self._runs,
+                             "settings": vars(self.settings)})
+                final = helper.receive([], _ignore_line, {})
+                if final is None:
+                    raise JobError(f"the opkg helper process ended while planning the install "
+                                   f"({helper.exit_text()})", errors.OPKG_FAILED)
+            finally:
+                self._release()
+        if "error" in final:
+            raise JobError(final["error"]["message"], final["error"]["code"])
+        return final["plan"]["packages"], final["plan"]["needed_kb"]
 
     def close(self) -> None:
         """Let the helper go now (it finishes a run in progress first)."""
@@ -301,6 +326,10 @@ def _fork_exec(argv: list[str], child_in: int, child_out: int) -> int:
     return pid
 
 
+def _ignore_line(line: str) -> None:
+    pass
+
+
 def _call(callback: Callable[..., None], *args: Any) -> None:
     # As with sh's reader threads in-process: a failing callback never
     # breaks the run (and here it must not leave the helper's output unread).
@@ -331,9 +360,13 @@ def serve(lock_busy: str) -> int:
                 current[1].stop(request["stop"])
             continue
         if worker is not None:
-            worker.join()  # the daemon sends one run at a time
-        current = (request["id"], RunControl())
-        worker = threading.Thread(target=_serve_run, args=(request, current[1], out, is_lock_busy))
+            worker.join()  # the daemon sends one request at a time
+        if "plan" in request:
+            current = None
+            worker = threading.Thread(target=_serve_plan, args=(request, out))
+        else:
+            current = (request["id"], RunControl())
+            worker = threading.Thread(target=_serve_run, args=(request, current[1], out, is_lock_busy))
         worker.start()
     out.ended()  # no acknowledgement comes any more
     if current is not None:
@@ -362,6 +395,20 @@ def _serve_run(request: dict, control: RunControl, out: _Output, is_lock_busy: C
         fields = dict(vars(run))
         del fields["stdout"]  # the daemon has every line already
         out.send({"done": fields, "stopped": control.reason})
+
+
+def _serve_plan(request: dict, out: _Output) -> None:
+    from .system import OpkgSystem
+
+    try:
+        system = OpkgSystem(RunnerSettings(**request["settings"]))
+        packages, needed = system.plan_in_process(request["plan"], request["satisfied"])
+    except JobError as exc:
+        out.send({"error": {"message": str(exc), "code": exc.code}})
+    except Exception as exc:  # noqa: BLE001 - reported to the daemon as the plan's error
+        out.send({"error": {"message": f"opkg helper: {type(exc).__name__}: {exc}", "code": errors.OPKG_FAILED}})
+    else:
+        out.send({"plan": {"packages": packages, "needed_kb": needed}})
 
 
 def _forwarder(out: _Output, name: str, ack: int) -> Callable[..., None]:

@@ -42,8 +42,8 @@ from ..jobs import Job
 from ..jobs.registry import RUN_OPTIONS, JobTypeRegistry, Params, Recovery
 from .names import validate_package_name, validate_package_names
 from .runner import OpkgRun, RunControl, process_start_time
-from .status import dependency_closure, packages_to_install
-from .system import OpkgSystem
+from .status import dependency_closure
+from .system import InstallPlan, OpkgSystem
 
 # Imported where they are used, not here: a job whose packages are all
 # installed already (the common case) never runs opkg, and the first job
@@ -215,7 +215,7 @@ class InstallDependenciesJob(OpkgJob):
     """Install opkg packages (and their dependencies), all or nothing."""
 
     job_type = "install"
-    __slots__ = ("packages", "dest", "update", "atomic", "_updated", "_placeholders", "_may_add", "_absent")
+    __slots__ = ("packages", "dest", "update", "atomic", "_updated", "_placeholders", "_may_add", "_absent", "_plan")
 
     def __init__(self, system: OpkgSystem, packages: list[str], dest: str | None = None,
                  update: str = "auto", atomic: bool = True, **options: Any) -> None:
@@ -232,6 +232,7 @@ class InstallDependenciesJob(OpkgJob):
         self._placeholders = _NOTHING  # "not-installed" stanzas before this job ran opkg (read before the install)
         self._may_add = set()  # what the install runs may add (requested + planned dependencies)
         self._absent = set()  # of those, what was not in the status database before our run
+        self._plan = None  # from the feed lists, made in the opkg helper (system.plan_install)
 
     def _end_run(self) -> None:
         super()._end_run()
@@ -239,6 +240,7 @@ class InstallDependenciesJob(OpkgJob):
         self._placeholders: set[str] | frozenset = _NOTHING
         self._may_add: set[str] | frozenset = _NOTHING
         self._absent: set[str] | frozenset = _NOTHING
+        self._plan: InstallPlan | None = None
 
     def _intent(self, phase: str) -> dict:
         if phase == "install":
@@ -295,7 +297,8 @@ class InstallDependenciesJob(OpkgJob):
             self._log(f"opkg update: {run.rc} feed(s) failed; trying with the lists we have", logging.WARNING)
 
     def _check_space(self, missing: list[str]) -> None:
-        shortfall = self.system.space_shortfall(missing, self.dest)
+        self._plan = self.system.plan_install(missing)  # also what _install adds: the lists are parsed once
+        shortfall = self.system.space_shortfall(missing, self.dest, self._plan)
         if shortfall is not None:
             needed, free, path = shortfall
             raise JobError(f"not enough space: {', '.join(missing)} need {needed} KiB, "
@@ -305,8 +308,8 @@ class InstallDependenciesJob(OpkgJob):
     def _install(self, missing: list[str], before: dict, result: dict) -> OpkgOutcome:
         from .progress import StepProgress
 
-        plan = packages_to_install(missing, before, self.system.available())
-        self._may_add.update(missing, (package.name for package in plan or ()))
+        plan = (self._plan or self.system.plan_install(missing, before)).packages
+        self._may_add.update(missing, plan or ())
         self._steps = StepProgress(len(plan) if plan else len(missing), start=self.progress.fraction or 0.0)
         force = ["--force-reinstall"] if any(p in before for p in missing) else []
         args = [*self._dest_args(self.dest), *force, "install", *missing]
@@ -315,8 +318,7 @@ class InstallDependenciesJob(OpkgJob):
                 and not self._run_control().stopped:
             self._log("opkg suggests the package lists are stale: updating them and retrying once")
             self._update_lists(result)
-            plan = packages_to_install(missing, self.system.installed(), self.system.available())
-            self._may_add.update(package.name for package in plan or ())
+            self._may_add.update(self.system.plan_install(missing).packages or ())
             run, outcome = self._opkg(args, phase="install")
         return outcome
 

@@ -375,12 +375,7 @@ def required_kb(
     if available is None:
         available = available_packages(conf)
     needed = packages_to_install(names, installed, available)
-    if needed is None:
-        return None
-    sizes = [package.installed_size for package in needed]
-    if any(size is None for size in sizes):
-        return None
-    return sum(_kb(size) for size in sizes if size is not None)
+    return None if needed is None else _total_kb(needed)
 
 
 def free_kb(path: str) -> int:
@@ -388,6 +383,18 @@ def free_kb(path: str) -> int:
     ``path`` (or its nearest existing ancestor, for a dest not created yet)."""
     stats = os.statvfs(_nearest_existing(path))
     return stats.f_bavail * stats.f_frsize // 1024
+
+
+def install_plan(conf: OpkgConf, names: Iterable[str],
+                 satisfied: Iterable[str]) -> tuple[list[str] | None, int | None]:
+    """What an install of ``names`` will add (names, in order; None when the
+    lists cannot satisfy them) and the kilobytes that needs (None when
+    unknown: as :func:`required_kb`), from one parse of the feed lists.
+    ``satisfied``: :func:`provided_names` of the installed packages."""
+    needed = _plan(names, set(satisfied), available_packages(conf))
+    if needed is None:
+        return None, None
+    return [package.name for package in needed], _total_kb(needed)
 
 
 def packages_to_install(
@@ -398,7 +405,11 @@ def packages_to_install(
     """The packages an install of ``names`` will add (the names and their
     missing dependencies, transitively), or None when the lists cannot
     satisfy them."""
-    satisfied = _provided_names(installed.values())
+    return _plan(names, provided_names(installed.values()), available)
+
+
+def _plan(names: Iterable[str], satisfied: set[str],
+          available: Mapping[str, AvailablePackage]) -> list[AvailablePackage] | None:
     providers = _providers(available)
     chosen: dict[str, AvailablePackage] = {}
     todo = [name for name in names if name not in satisfied]
@@ -433,7 +444,9 @@ def _unsatisfied_pick(group: list[Dependency], satisfied: set[str],
     return None
 
 
-def _provided_names(packages: Iterable[InstalledPackage]) -> set[str]:
+def provided_names(packages: Iterable[InstalledPackage]) -> set[str]:
+    """The names the packages satisfy a dependency on: theirs and what they
+    Provide (whatever their state and version)."""
     names: set[str] = set()
     for package in packages:
         names.add(package.name)
@@ -447,6 +460,14 @@ def _providers(available: Mapping[str, AvailablePackage]) -> dict[str, Available
         for virtual in package.provides:
             providers.setdefault(virtual, package)
     return providers
+
+
+def _total_kb(packages: list[AvailablePackage]) -> int | None:
+    """Their Installed-Size in KiB, rounded up per package; None if one has none."""
+    sizes = [package.installed_size for package in packages]
+    if any(size is None for size in sizes):
+        return None
+    return sum(_kb(size) for size in sizes if size is not None)
 
 
 def _kb(size_bytes: int) -> int:

@@ -6,12 +6,14 @@ they are unchanged (:mod:`pineapple.opkg.filecache`): a job or an
 ``installed`` query then costs a few ``stat`` calls instead of a parse. The
 feed lists are parsed on each use and never kept: they are large (an
 OpenWrt feed lists thousands of packages) and only an install that has work
-to do reads them."""
+to do reads them, in the opkg helper process when the runner is a
+:class:`~.helper.HelperRunner` (:meth:`OpkgSystem.plan_install`), so the
+daemon never holds them."""
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .. import errors
 from ..errors import JobError
@@ -23,14 +25,22 @@ from .status import (
     InstalledPackage,
     available_packages,
     free_kb,
+    install_plan,
     installed_packages,
     installed_versions,
     lists_age,
-    required_kb,
+    provided_names,
 )
 
 if TYPE_CHECKING:
     from .output import OpkgOutcome
+
+
+class InstallPlan(NamedTuple):
+    """What an install will add, from the feed lists (:meth:`OpkgSystem.plan_install`)."""
+
+    packages: list[str] | None  # requested + missing dependencies, in order; None: the lists cannot satisfy
+    needed_kb: int | None  # what they need once installed; None: unknown (not all listed or sized)
 
 
 class OpkgSystem:
@@ -83,6 +93,7 @@ class OpkgSystem:
         return installed_versions(self._installed.get(), names)
 
     def available(self) -> dict[str, AvailablePackage]:
+        """The feed lists, parsed in this process (the jobs use :meth:`plan_install`)."""
         return available_packages(self.conf())
 
     def lists_are_stale(self) -> bool:
@@ -90,14 +101,35 @@ class OpkgSystem:
         age = lists_age(self.conf(), self.clock())
         return age is None or age > self.lists_max_age
 
-    def space_shortfall(self, names: list[str], dest: str) -> tuple[int, int, str] | None:
+    def plan_install(self, names: list[str],
+                     installed: dict[str, InstalledPackage] | None = None) -> InstallPlan:
+        """What installing ``names`` adds and needs, by the feed lists and
+        ``installed`` (default: the status now). A runner that has a
+        ``plan_install`` (:class:`~.helper.HelperRunner`) parses the lists
+        in its helper process, which exits soon after, and sends back only
+        the answer: a 6,000-package list costs ~14 MiB while parsed, and a
+        process keeps some of that after freeing it. Any other runner: here."""
+        satisfied = sorted(provided_names((self._installed.get() if installed is None else installed).values()))
+        remote = getattr(self.runner, "plan_install", None)
+        packages, needed = remote(names, satisfied) if remote is not None \
+            else self.plan_in_process(names, satisfied)
+        return InstallPlan(packages, needed)
+
+    def plan_in_process(self, names: list[str], satisfied: list[str]) -> tuple[list[str] | None, int | None]:
+        """:meth:`plan_install`'s answer computed in this process (the
+        helper's side of it; ``satisfied``: the installed names and what
+        they provide)."""
+        return install_plan(self.conf(), names, satisfied)
+
+    def space_shortfall(self, names: list[str], dest: str,
+                        plan: InstallPlan | None = None) -> tuple[int, int, str] | None:
         """(needed KiB, free KiB, path) when the packages will not fit, else
-        None (also when the lists do not give every size)."""
-        conf = self.conf()
-        needed = required_kb(conf, names, self._installed.get())
+        None (also when the lists do not give every size). ``plan``: their
+        :meth:`plan_install`, if already made."""
+        needed = (plan if plan is not None else self.plan_install(names)).needed_kb
         if needed is None:
             return None
-        path = conf.space_path(dest or "root")
+        path = self.conf().space_path(dest or "root")
         free = free_kb(path)
         return (needed, free, path) if needed > free else None
 
