@@ -209,7 +209,7 @@ class _Helper:
         self._write_lock = threading.Lock()
 
     def alive(self) -> bool:
-        return self._wait(block=False) is None
+        return self._poll() is None
 
     def send(self, message: dict) -> None:
         data = json.dumps(message).encode() + b"\n"
@@ -251,7 +251,7 @@ class _Helper:
     def reap(self, timeout: float = 0.0) -> None:
         deadline = time.monotonic() + timeout
         delay = 0.001
-        while self._wait(block=False) is None:
+        while self._poll() is None:
             if time.monotonic() >= deadline:
                 log.warning("the opkg helper (pid %d) did not exit within %gs", self.pid, timeout)
                 break
@@ -266,11 +266,11 @@ class _Helper:
             return "still running"
         return f"killed by signal {-rc}" if rc < 0 else f"exit status {rc}"
 
-    def _wait(self, block: bool) -> int | None:
+    def _poll(self) -> int | None:
         """The exit status once the helper has ended (reaped once), else None."""
         if self.returncode is None:
             try:
-                pid, status = os.waitpid(self.pid, 0 if block else os.WNOHANG)
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
             except ChildProcessError:  # reaped elsewhere: it has ended, how is unknown
                 self.returncode = -1
             else:
